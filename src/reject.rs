@@ -1,0 +1,174 @@
+//! Every reason the proxy refuses a request, and the one place a refusal becomes a status code
+//! and body (SPEC §8). The sensor gets the standard short body; the detail goes to the log.
+
+use std::net::IpAddr;
+
+/// One variant per reason a request is refused. The `String`s carry detail for the log line
+/// only; they never reach the sensor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Reject {
+    /// No `Authorization` header, or not a well-formed Basic one.
+    #[error("missing or malformed Basic credentials")]
+    NoCredentials,
+    /// More than one `Authorization` header.
+    #[error("more than one Authorization header")]
+    MultipleAuthorization,
+    /// The Basic user is not a configured sensor.
+    #[error("unknown sensor")]
+    UnknownSensor,
+    /// The password does not match the sensor's.
+    #[error("wrong password")]
+    BadPassword,
+    /// The client IP is not in the sensor's list.
+    #[error("client ip {0} not allowed for this sensor")]
+    IpNotAllowed(IpAddr),
+    /// A forwarding header (X-Forwarded-For) that a trusted hop handed us is unusable.
+    #[error("bad forwarding header: {0}")]
+    BadForwardedFor(String),
+    /// Ambiguous HTTP framing (CL + TE, several CLs, TE other than chunked).
+    #[error("ambiguous framing: {0}")]
+    BadFraming(String),
+    /// The path is not canonical (encoded separators, traversal, …).
+    #[error("bad path: {0}")]
+    BadPath(String),
+    /// Method + path is not on the allowlist.
+    #[error("API not allowed: {0}")]
+    NotAllowed(String),
+    /// A query parameter the route does not allow.
+    #[error("query not allowed: {0}")]
+    BadQuery(String),
+    /// An inspected (non-bulk) body failed its check.
+    #[error("body refused: {0}")]
+    BadBody(String),
+    /// A `_bulk` line failed validation (1-based line number in the inflated body).
+    #[error("bulk line {line}: {reason}")]
+    BadBulk {
+        /// 1-based line number.
+        line: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// `Content-Encoding` other than none or gzip, or a broken gzip stream.
+    #[error("bad content encoding: {0}")]
+    BadEncoding(String),
+    /// Body, line or inflated size over a configured limit.
+    #[error("too large: {0}")]
+    TooLarge(String),
+}
+
+/// The response the sensor gets for a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Body (short plain text; empty for 401).
+    pub body: &'static [u8],
+    /// Whether `WWW-Authenticate: Basic` is sent.
+    pub www_authenticate: bool,
+}
+
+/// The body esProxy.js answers for every refused API call; sensors and Arkime's tests match it.
+pub const NOT_AUTHORIZED: &[u8] = b"Not authorized for API";
+
+impl Reject {
+    /// The status code and body for this refusal.
+    pub fn response(&self) -> RejectResponse {
+        use Reject::*;
+        match self {
+            NoCredentials | MultipleAuthorization | UnknownSensor | BadPassword
+            | IpNotAllowed(_) => RejectResponse {
+                status: 401,
+                body: b"",
+                www_authenticate: true,
+            },
+            BadForwardedFor(_) => RejectResponse {
+                status: 400,
+                body: b"Bad forwarding header",
+                www_authenticate: false,
+            },
+            BadFraming(_) => RejectResponse {
+                status: 400,
+                body: b"Bad request framing",
+                www_authenticate: false,
+            },
+            TooLarge(_) => RejectResponse {
+                status: 413,
+                body: b"Request too large",
+                www_authenticate: false,
+            },
+            BadPath(_) | NotAllowed(_) | BadQuery(_) | BadBody(_) | BadBulk { .. }
+            | BadEncoding(_) => RejectResponse {
+                status: 400,
+                body: NOT_AUTHORIZED,
+                www_authenticate: false,
+            },
+        }
+    }
+
+    /// A short, fixed label for metrics and log grouping (bounded cardinality).
+    pub fn label(&self) -> &'static str {
+        use Reject::*;
+        match self {
+            NoCredentials => "no_credentials",
+            MultipleAuthorization => "multiple_authorization",
+            UnknownSensor => "unknown_sensor",
+            BadPassword => "bad_password",
+            IpNotAllowed(_) => "ip_not_allowed",
+            BadForwardedFor(_) => "bad_forwarded_for",
+            BadFraming(_) => "bad_framing",
+            BadPath(_) => "bad_path",
+            NotAllowed(_) => "not_allowed",
+            BadQuery(_) => "bad_query",
+            BadBody(_) => "bad_body",
+            BadBulk { .. } => "bad_bulk",
+            BadEncoding(_) => "bad_encoding",
+            TooLarge(_) => "too_large",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_failures_are_401_with_basic_challenge_and_empty_body() {
+        for r in [
+            Reject::NoCredentials,
+            Reject::MultipleAuthorization,
+            Reject::UnknownSensor,
+            Reject::BadPassword,
+            Reject::IpNotAllowed("192.0.2.1".parse().unwrap()),
+        ] {
+            let resp = r.response();
+            assert_eq!(resp.status, 401, "{r}");
+            assert!(resp.www_authenticate);
+            assert!(resp.body.is_empty());
+        }
+    }
+
+    #[test]
+    fn api_refusals_are_400_not_authorized_for_api() {
+        for r in [
+            Reject::BadPath("x".into()),
+            Reject::NotAllowed("x".into()),
+            Reject::BadQuery("x".into()),
+            Reject::BadBody("x".into()),
+            Reject::BadBulk {
+                line: 1,
+                reason: "x".into(),
+            },
+            Reject::BadEncoding("br".into()),
+        ] {
+            let resp = r.response();
+            assert_eq!(resp.status, 400, "{r}");
+            assert_eq!(resp.body, b"Not authorized for API");
+            assert!(!resp.www_authenticate);
+        }
+    }
+
+    #[test]
+    fn over_limit_is_413() {
+        assert_eq!(Reject::TooLarge("x".into()).response().status, 413);
+    }
+}

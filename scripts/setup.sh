@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing esproxy needs on a fresh Debian machine, idempotently:
+# cmake (Pingora's zlib-ng build), osmem-server (the OpenSearch-compatible test/demo upstream).
+set -euo pipefail
+OSMEM_VERSION=0.1.6
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v cmake >/dev/null 2>&1; then
+  echo "setup: installing cmake (Debian package)" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq cmake >/dev/null
+fi
+
+if ! python3 -c "import osmem_server, sys; sys.exit(0 if osmem_server.__version__ == '$OSMEM_VERSION' else 1)" 2>/dev/null; then
+  echo "setup: installing osmem-server==$OSMEM_VERSION (PyPI)" >&2
+  python3 -m pip install -q --disable-pip-version-check "osmem-server==$OSMEM_VERSION"
+fi
+
+# Where the osmem-server binary is (the PyPI package ships it inside the module).
+python3 -c "import osmem_server; print(osmem_server.resolve_binary())"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every check and test: formatting, lints, unit + property + integration tests (the
+# integration tests start the real esproxy binary against real osmem-server upstreams), and
+# --check-config on every sample config. Installs what it needs first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+OSMEM_SERVER_BIN="$(scripts/setup.sh | tail -n 1)"
+export OSMEM_SERVER_BIN
+
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+cargo build --locked --bins
+for f in conf/*.ini; do
+  node=default
+  case "$f" in conf/arkime-tests.ini) node=esproxy ;; esac
+  ./target/debug/esproxy --check-config -c "$f" -n "$node"
+done
+cargo test --locked

@@ -1,0 +1,392 @@
+//! Test harness: starts the real `esproxy` binary and real `osmem-server` upstreams on free
+//! loopback ports, and speaks raw HTTP/1.1 to them (so framing tricks can be sent as-is).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Path of the osmem-server binary: `OSMEM_SERVER_BIN`, else the one the PyPI package ships.
+pub fn osmem_bin() -> String {
+    if let Ok(p) = std::env::var("OSMEM_SERVER_BIN") {
+        return p;
+    }
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import osmem_server; print(osmem_server.resolve_binary())",
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "osmem-server is not installed (pip install osmem-server==0.1.6): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A running osmem-server (killed on drop).
+pub struct Osmem {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: SocketAddr,
+}
+
+impl Osmem {
+    /// Starts one on a port it picks itself (it reports the URL on its first stdout line).
+    pub fn start() -> Osmem {
+        let mut child = Command::new(osmem_bin())
+            .args(["-addr", "127.0.0.1:0", "-no-stdin-watch"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start osmem-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("osmem banner");
+        let url = v["url"].as_str().unwrap();
+        let addr = url.trim_start_matches("http://").parse().unwrap();
+        Osmem { child, addr }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A request straight to the upstream (no proxy).
+    pub fn req(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        request(self.addr, method, path, &[("Content-Type", "application/json")], body)
+    }
+
+    /// Refreshes and counts documents matching `query` (a JSON query object) in `index`.
+    pub fn count(&self, index: &str, query: &str) -> u64 {
+        self.req("POST", "/_refresh", b"");
+        let r = self.req(
+            "POST",
+            &format!("/{index}/_count"),
+            format!("{{\"query\":{query}}}").as_bytes(),
+        );
+        if r.status == 404 {
+            return 0;
+        }
+        assert_eq!(r.status, 200, "count {index}: {}", r.text());
+        r.json()["count"].as_u64().unwrap()
+    }
+
+    /// Ids of every document in `index` (up to 10 000).
+    pub fn ids(&self, index: &str) -> Vec<String> {
+        self.req("POST", "/_refresh", b"");
+        let r = self.req(
+            "POST",
+            &format!("/{index}/_search"),
+            br#"{"size":10000,"_source":false}"#,
+        );
+        if r.status == 404 {
+            return vec![];
+        }
+        let mut ids: Vec<String> = r.json()["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["_id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    }
+}
+
+impl Drop for Osmem {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A free loopback port (bound then released; the proxy binds it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes `text` to a fresh file under the temp dir and returns its path.
+pub fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "esproxy-it-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A running esproxy (killed on drop).
+pub struct Proxy {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: SocketAddr,
+    /// The config file it runs with.
+    pub config: PathBuf,
+}
+
+impl Proxy {
+    /// Starts esproxy with `ini`, in which `{PORT}` is replaced by a free port, and `-n node`.
+    pub fn start(ini: &str, node: &str) -> Proxy {
+        assert!(ini.contains("{PORT}"), "test config must set esProxyPort={{PORT}}");
+        let port = free_port();
+        let text = ini.replace("{PORT}", &port.to_string());
+        let config = temp_file("esproxy.ini", &text);
+        Self::start_with(config, node, port)
+    }
+
+    /// Starts esproxy with an existing config file listening on `port`.
+    pub fn start_with(config: PathBuf, node: &str, port: u16) -> Proxy {
+        let child = Command::new(env!("CARGO_BIN_EXE_esproxy"))
+            .arg("-c")
+            .arg(&config)
+            .args(["-n", node])
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::null())
+            .stderr(if std::env::var("ESPROXY_TEST_LOG").is_ok() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("start esproxy");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut p = Proxy {
+            child,
+            addr,
+            config,
+        };
+        p.wait_ready();
+        p
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("esproxy exited early: {status}");
+            }
+            if TcpStream::connect(self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("esproxy did not start listening on {}", self.addr);
+    }
+
+    /// A request with Basic credentials `user:pass`.
+    pub fn req(&self, user_pass: &str, method: &str, path: &str, body: &[u8]) -> Response {
+        let auth = basic(user_pass);
+        request(
+            self.addr,
+            method,
+            path,
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            body,
+        )
+    }
+
+    /// A request with arbitrary extra headers.
+    pub fn req_h(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        request(self.addr, method, path, headers, body)
+    }
+
+    /// Sends `raw` bytes as they are and reads one response.
+    pub fn raw(&self, raw: &[u8]) -> Response {
+        let mut s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(raw).unwrap();
+        read_response(&mut BufReader::new(s))
+    }
+
+    /// The process id (for signals and memory readings).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `Basic base64(user:pass)`
+pub fn basic(user_pass: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_pass)
+    )
+}
+
+/// One HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// Body (de-chunked).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    /// Body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+    /// First value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one request with `Content-Length` framing on a new connection.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    // The server may answer and close before reading a refused body; that is fine.
+    let _ = s.write_all(body);
+    read_response(&mut BufReader::new(s))
+}
+
+/// Reads one response (Content-Length, chunked, or until close).
+pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Response {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).expect("status line");
+        assert!(!line.is_empty(), "connection closed before a response");
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            r.read_line(&mut h).unwrap();
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap();
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        if (100..200).contains(&status) {
+            continue;
+        }
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+        };
+        let mut body = Vec::new();
+        if let Some(n) = get("content-length") {
+            let n: usize = n.parse().unwrap();
+            body.resize(n, 0);
+            r.read_exact(&mut body).unwrap();
+        } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+            loop {
+                let mut size = String::new();
+                r.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim().split(';').next().unwrap(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                r.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let _ = r.read_to_end(&mut body);
+        }
+        return Response {
+            status,
+            headers,
+            body,
+        };
+    }
+}
+
+/// A capture-shaped session document for `node` (about 2 KB, the shape of arkime-traffic.md §4).
+pub fn session_doc(node: &str, n: usize) -> String {
+    format!(
+        concat!(
+            r#"{{"packetRange":{{"gte":1787140352477,"lte":1787140353455}},"firstPacket":1787140352477,"#,
+            r#""lastPacket":1787140353455,"length":978,"ipProtocol":6,"ethertype":2048,"#,
+            r#""tcpflags":{{"syn":1,"syn-ack":1,"ack":2,"psh":0,"fin":2,"rst":0,"urg":0}},"#,
+            r#""srcPayload8":"474554202f204854","dstPayload8":"485454502f312e31","@timestamp":1787140800000,"#,
+            r#""source":{{"ip":"10.0.108.93","port":{port},"bytes":3439,"packets":3,"mac":["02:50:00:61:db:e8"]}},"#,
+            r#""destination":{{"ip":"200.160.76.72","port":80,"bytes":74,"packets":1,"#,
+            r#""as":{{"full":"AS22548 Núcleo de Inf. e Coord. do Ponto BR - NIC.BR"}}}},"#,
+            r#""network":{{"packets":4,"bytes":3513,"community_id":"1:WV2W480BQrE5XBzFp0oS3uzCEK4="}},"#,
+            r#""totDataBytes":3249,"segmentCnt":1,"node":"{node}","packetPos":[-42468,33456471984,2845,1530,599],"#,
+            r#""fileId":[42468],"http":{{"hostCnt":1,"host":["example.com"],"uriCnt":1,"#,
+            r#""uri":["example.com/wp-admin/admin-ajax.php?n={n}"],"useragent":["Mozilla/5.0 (Windows NT 10.0; Win64; x64) \"q\" \\ \u00e9"]}},"#,
+            r#""protocolCnt":2,"protocol":["http","tcp"]}}"#
+        ),
+        node = node,
+        n = n,
+        port = 1024 + n % 60000
+    )
+}
+
+/// The action line capture writes (exact spacing) for session `id` in `index`.
+pub fn action_line(index: &str, id: &str) -> String {
+    format!(r#"{{"index":{{"_index":"{index}", "_id": "{id}"}}}}"#)
+}
+
+/// gzip of `data` (capture's level 6).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}

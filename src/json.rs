@@ -59,7 +59,10 @@ struct StrictSeed {
 impl StrictSeed {
     fn deeper<E: de::Error>(self) -> Result<StrictSeed, E> {
         if self.depth >= self.max_depth {
-            return Err(E::custom(format_args!("nesting deeper than {} ", self.max_depth)));
+            return Err(E::custom(format_args!(
+                "nesting deeper than {} ",
+                self.max_depth
+            )));
         }
         Ok(StrictSeed {
             depth: self.depth + 1,

@@ -23,4 +23,6 @@ pub mod client_ip;
 pub mod config;
 pub mod json;
 pub mod policy;
+pub mod proxy;
 pub mod reject;
+pub mod upstream;

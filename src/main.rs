@@ -17,10 +17,18 @@ use std::sync::Arc;
 
 /// Command line, in Arkime's style (`-c`, `-n`).
 #[derive(Parser, Debug)]
-#[command(name = "esproxy", version, about = "Security proxy between Arkime sensors and Elasticsearch")]
+#[command(
+    name = "esproxy",
+    version,
+    about = "Security proxy between Arkime sensors and Elasticsearch"
+)]
 struct Cli {
     /// The Arkime-style INI file (esproxy.ini or the whole Arkime config.ini).
-    #[arg(short = 'c', long = "config", default_value = "/etc/esproxy/esproxy.ini")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        default_value = "/etc/esproxy/esproxy.ini"
+    )]
     config: PathBuf,
     /// Node name: the INI section consulted before [default] (Arkime's -n). Defaults to the host name.
     #[arg(short = 'n', long = "node")]
@@ -100,26 +108,33 @@ fn run(cli: Cli, config: Config, pool: Arc<Pool>) -> ExitCode {
     };
     let mut svc =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, app, "esproxy");
-    let addr = listen_addr(&config);
+    let addr = config.listen.bind_addr();
     match &config.listen.tls {
         Some(tls) => {
             let cert = tls.cert.to_string_lossy();
             let key = tls.key.to_string_lossy();
             match pingora::listeners::tls::TlsSettings::intermediate(&cert, &key) {
-                Ok(settings) => svc.add_tls_with_settings(&addr, Some(sock_opts()), settings),
+                Ok(settings) => svc.add_tls_with_settings(&addr, Some(sock_opts(&addr)), settings),
                 Err(e) => {
                     eprintln!("esproxy: config error: certFile/keyFile ({cert}, {key}): {e}");
                     return ExitCode::from(2);
                 }
             }
         }
-        None => svc.add_tcp_with_settings(&addr, sock_opts()),
+        None => svc.add_tcp_with_settings(&addr, sock_opts(&addr)),
     }
     server.add_service(svc);
-    server.add_service(background_service("es health check", HealthCheck::new(pool)));
+    server.add_service(background_service(
+        "es health check",
+        HealthCheck::new(pool),
+    ));
     info!(
         "esproxy listening on {addr} ({}), node section [{}], {} sensor(s), strict={}",
-        if config.listen.tls.is_some() { "https" } else { "http" },
+        if config.listen.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         config.node,
         config.sensors.len(),
         config.policy.strict
@@ -130,18 +145,12 @@ fn run(cli: Cli, config: Config, pool: Arc<Pool>) -> ExitCode {
     server.run_forever()
 }
 
-fn sock_opts() -> TcpSocketOptions {
-    // Dual stack when listening on [::]; IPv4 clients are canonicalised from ::ffff:a.b.c.d.
+fn sock_opts(addr: &str) -> TcpSocketOptions {
     let mut o = TcpSocketOptions::default();
-    o.ipv6_only = Some(false);
-    o
-}
-
-fn listen_addr(config: &Config) -> String {
-    let port = config.listen.port;
-    match config.listen.host.as_deref() {
-        None | Some("") => format!("[::]:{port}"),
-        Some(h) if h.contains(':') && !h.starts_with('[') => format!("[{h}]:{port}"),
-        Some(h) => format!("{h}:{port}"),
+    // Dual stack when listening on an IPv6 address such as [::] (IPv4 clients then appear as
+    // ::ffff:a.b.c.d and are canonicalised); the option does not exist on IPv4 sockets.
+    if addr.starts_with('[') {
+        o.ipv6_only = Some(false);
     }
+    o
 }

@@ -25,7 +25,11 @@ impl Prefix {
             // Arkime treats an empty prefix as the default one.
             p = "arkime_".to_string();
         }
-        let old = if p == "arkime_" { String::new() } else { p.clone() };
+        let old = if p == "arkime_" {
+            String::new()
+        } else {
+            p.clone()
+        };
         Prefix { p, old }
     }
 }

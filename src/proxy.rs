@@ -109,9 +109,7 @@ impl EsProxy {
         match &route.body {
             BodyRule::Empty => {
                 if snap.policy.strict && has_body {
-                    return Err(Reject::BadBody(
-                        "a body on a route that takes none".into(),
-                    ));
+                    return Err(Reject::BadBody("a body on a route that takes none".into()));
                 }
             }
             BodyRule::Unchecked => {}
@@ -330,7 +328,9 @@ impl ProxyHttp for EsProxy {
                         respond_502(session).await
                     }
                     ErrorSource::Downstream => match e.etype() {
-                        ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                        ErrorType::WriteError
+                        | ErrorType::ReadError
+                        | ErrorType::ConnectionClosed => 0,
                         _ => {
                             let _ = session.respond_error(400).await;
                             400
@@ -354,14 +354,17 @@ impl ProxyHttp for EsProxy {
         }
     }
 
+    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _error: &Error) -> bool {
+        // Our own refusals are already logged once, with their reason.
+        ctx.reject.is_some()
+    }
+
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let Some(snap) = &ctx.snap else { return };
         if !snap.access_log {
             return;
         }
-        let status = session
-            .response_written()
-            .map_or(0, |r| r.status.as_u16());
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         info!(
             "access sensor={} ip={} method={} path={} status={} route={}{}",
             sanitize(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
@@ -370,7 +373,7 @@ impl ProxyHttp for EsProxy {
             sanitize(session.req_header().raw_path()),
             status,
             ctx.route.as_ref().map_or("-", |r| r.class.label()),
-            e.map_or(String::new(), |e| format!(" error={}", e.etype())),
+            e.map_or(String::new(), |e| format!(" error={:?}", e.etype())),
         );
     }
 }
@@ -413,7 +416,11 @@ fn content_encoding(req: &RequestHeader) -> Result<Encoding, Reject> {
                 return Err(Reject::BadEncoding(sanitize(v)));
             }
         }
-        _ => return Err(Reject::BadEncoding("several Content-Encoding headers".into())),
+        _ => {
+            return Err(Reject::BadEncoding(
+                "several Content-Encoding headers".into(),
+            ))
+        }
     };
     Ok(enc)
 }
@@ -426,7 +433,8 @@ fn content_length(req: &RequestHeader) -> Option<u64> {
 }
 
 fn request_has_body(req: &RequestHeader) -> bool {
-    req.headers.contains_key(http::header::TRANSFER_ENCODING) || content_length(req).unwrap_or(0) > 0
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || content_length(req).unwrap_or(0) > 0
 }
 
 /// Reads a small body whole, keeping Pingora's retry buffer so it is replayed upstream.
@@ -481,7 +489,7 @@ pub fn sanitize(raw: &[u8]) -> String {
     let mut s = String::with_capacity(raw.len().min(MAX) + 8);
     for (i, &b) in raw.iter().enumerate() {
         if i >= MAX {
-            s.push_str("…");
+            s.push('…');
             break;
         }
         match b {

@@ -75,7 +75,10 @@ impl Reject {
     pub fn response(&self) -> RejectResponse {
         use Reject::*;
         match self {
-            NoCredentials | MultipleAuthorization | UnknownSensor | BadPassword
+            NoCredentials
+            | MultipleAuthorization
+            | UnknownSensor
+            | BadPassword
             | IpNotAllowed(_) => RejectResponse {
                 status: 401,
                 body: b"",
@@ -96,7 +99,11 @@ impl Reject {
                 body: b"Request too large",
                 www_authenticate: false,
             },
-            BadPath(_) | NotAllowed(_) | BadQuery(_) | BadBody(_) | BadBulk { .. }
+            BadPath(_)
+            | NotAllowed(_)
+            | BadQuery(_)
+            | BadBody(_)
+            | BadBulk { .. }
             | BadEncoding(_) => RejectResponse {
                 status: 400,
                 body: NOT_AUTHORIZED,

@@ -10,7 +10,7 @@ use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use pingora::upstreams::peer::{HttpPeer, Peer};
+use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::{parse_x509, CertKey, WrappedX509};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};

@@ -16,7 +16,13 @@ fn auth_failures_get_401_with_basic_challenge_and_good_credentials_reach_es() {
     assert_eq!(none.header("www-authenticate"), Some("Basic"));
     assert!(none.body.is_empty());
 
-    for creds in ["test:wrong", "nobody:test", "__proto__:x", "constructor:x", "iponly:x"] {
+    for creds in [
+        "test:wrong",
+        "nobody:test",
+        "__proto__:x",
+        "constructor:x",
+        "iponly:x",
+    ] {
         let r = p.req(creds, "GET", "/", b"");
         assert_eq!(r.status, 401, "{creds}");
         assert_eq!(r.header("www-authenticate"), Some("Basic"), "{creds}");
@@ -25,7 +31,10 @@ fn auth_failures_get_401_with_basic_challenge_and_good_credentials_reach_es() {
     let two = p.req_h(
         "GET",
         "/",
-        &[("Authorization", &basic("test:test")), ("Authorization", &basic("test:test"))],
+        &[
+            ("Authorization", &basic("test:test")),
+            ("Authorization", &basic("test:test")),
+        ],
         b"",
     );
     assert_eq!(two.status, 401, "two Authorization headers are refused");
@@ -60,7 +69,12 @@ fn upstream_status_body_and_content_type_pass_through_unchanged() {
     let es = Osmem::start();
     let p = Proxy::start(&fleet_ini(&es.url(), ""), "default");
     let direct = es.req("GET", "/arkime_stats/_doc/toronto01", b"");
-    let via = p.req("toronto01:secret1", "GET", "/arkime_stats/_doc/toronto01", b"");
+    let via = p.req(
+        "toronto01:secret1",
+        "GET",
+        "/arkime_stats/_doc/toronto01",
+        b"",
+    );
     assert_eq!(direct.status, 404);
     assert_eq!(via.status, 404, "ES's real status, not esProxy.js's 200");
     assert_eq!(via.body, direct.body);
@@ -94,7 +108,11 @@ fn recording_upstream() -> (String, Arc<Mutex<Vec<String>>>) {
                     }
                     let cl = head
                         .lines()
-                        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
                         .unwrap_or(0);
                     let mut body = vec![0; cl];
                     r.read_exact(&mut body).unwrap();
@@ -131,9 +149,18 @@ fn sensor_credentials_never_go_upstream_and_ours_replace_them() {
         // Health probes carry no X-Forwarded-For; the proxied request does.
         .find(|h| h.contains("x-forwarded-for"))
         .expect("the request reached the upstream");
-    assert!(head.contains(&format!("authorization: {}", basic("admin:s3cret")).to_ascii_lowercase()), "{head}");
-    assert!(!head.contains(&basic("toronto01:secret1").to_ascii_lowercase()), "{head}");
-    assert!(head.contains("x-forwarded-for: 127.0.0.1"), "our own XFF, not the sensor's: {head}");
+    assert!(
+        head.contains(&format!("authorization: {}", basic("admin:s3cret")).to_ascii_lowercase()),
+        "{head}"
+    );
+    assert!(
+        !head.contains(&basic("toronto01:secret1").to_ascii_lowercase()),
+        "{head}"
+    );
+    assert!(
+        head.contains("x-forwarded-for: 127.0.0.1"),
+        "our own XFF, not the sensor's: {head}"
+    );
     assert!(!head.contains("198.51.100.7"), "{head}");
 }
 

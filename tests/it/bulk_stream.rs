@@ -48,7 +48,12 @@ fn valid_plain_and_gzip_bulks_land_whole() {
     let es = Osmem::start();
     let p = Proxy::start(&fleet_ini(&es.url(), ""), "default");
 
-    let r = p.req("toronto01:secret1", "POST", "/_bulk", bulk("toronto01", 0, 300).as_bytes());
+    let r = p.req(
+        "toronto01:secret1",
+        "POST",
+        "/_bulk",
+        bulk("toronto01", 0, 300).as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["errors"], false);
 
@@ -77,9 +82,15 @@ fn foreign_node_document_refuses_the_bulk_and_nothing_after_it_lands() {
     assert_eq!(r.text(), "Not authorized for API");
 
     let ids = es.ids(INDEX);
-    assert!(!ids.contains(&"260819-evil".to_string()), "the bad document never reached ES");
+    assert!(
+        !ids.contains(&"260819-evil".to_string()),
+        "the bad document never reached ES"
+    );
     for i in 51..100 {
-        assert!(!ids.contains(&format!("260819-doc{i:07}")), "doc {i} came after the bad line");
+        assert!(
+            !ids.contains(&format!("260819-doc{i:07}")),
+            "doc {i} came after the bad line"
+        );
     }
     assert_eq!(es.count(INDEX, r#"{"term":{"node":"toronto011"}}"#), 0);
 }
@@ -91,11 +102,19 @@ fn refused_gzip_bulk_leaves_nothing_after_the_bad_line() {
     let mut body = bulk("toronto01", 0, 400);
     body.push_str("{\"index\":{\"_index\":\"arkime_users\"}}\n{\"userId\":\"admin\"}\n");
     body.push_str(&bulk("toronto01", 400, 800));
-    let r = gzip_req(&p, &crate::harness::basic("toronto01:secret1"), &gzip(body.as_bytes()));
+    let r = gzip_req(
+        &p,
+        &crate::harness::basic("toronto01:secret1"),
+        &gzip(body.as_bytes()),
+    );
     assert_eq!(r.status, 400);
     assert_eq!(es.count("arkime_users", r#"{"match_all":{}}"#), 0);
     let ids = es.ids(INDEX);
-    assert!(ids.iter().all(|id| id.as_str() < "260819-doc0000400"), "{} docs", ids.len());
+    assert!(
+        ids.iter().all(|id| id.as_str() < "260819-doc0000400"),
+        "{} docs",
+        ids.len()
+    );
 }
 
 #[test]
@@ -107,7 +126,11 @@ fn corrupt_gzip_is_refused_and_nothing_lands() {
     gz[n - 6] ^= 0xff; // CRC32 of the trailer
     let r = gzip_req(&p, &crate::harness::basic("toronto01:secret1"), &gz);
     assert_eq!(r.status, 400);
-    assert_eq!(es.ids(INDEX).len(), 0, "a bulk whose CRC fails never completes upstream");
+    assert_eq!(
+        es.ids(INDEX).len(),
+        0,
+        "a bulk whose CRC fails never completes upstream"
+    );
 }
 
 #[test]

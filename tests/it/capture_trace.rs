@@ -65,7 +65,10 @@ fn parse_trace() -> Vec<Recorded> {
     let mut body_len = 0usize;
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("# ") {
-            if rest.len() > 2 && rest.as_bytes()[1] == b'.' && rest.as_bytes()[0].is_ascii_uppercase() {
+            if rest.len() > 2
+                && rest.as_bytes()[1] == b'.'
+                && rest.as_bytes()[0].is_ascii_uppercase()
+            {
                 section = rest.as_bytes()[0] as char;
             }
         } else if let Some(rest) = line.strip_prefix("=== #") {
@@ -121,7 +124,10 @@ fn every_request_of_a_real_capture_passes_strict_mode_and_lands() {
         let auth = basic("toronto01:secret1");
         let mut bulks = 0;
         for r in recorded.iter().filter(|r| r.section == section) {
-            let mut headers = vec![("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+            let mut headers = vec![
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/json"),
+            ];
             if r.gzip {
                 headers.push(("Content-Encoding", "gzip"));
             }
@@ -144,6 +150,9 @@ fn every_request_of_a_real_capture_passes_strict_mode_and_lands() {
             es.count("arkime_sessions3-*", r#"{"term":{"node":"toronto01"}}"#) > 0,
             "{section}: sessions landed"
         );
-        assert!(es.count("arkime_fields", r#"{"match_all":{}}"#) > 0, "{section}: fields landed");
+        assert!(
+            es.count("arkime_fields", r#"{"match_all":{}}"#) > 0,
+            "{section}: fields landed"
+        );
     }
 }

@@ -61,7 +61,13 @@ impl Osmem {
 
     /// A request straight to the upstream (no proxy).
     pub fn req(&self, method: &str, path: &str, body: &[u8]) -> Response {
-        request(self.addr, method, path, &[("Content-Type", "application/json")], body)
+        request(
+            self.addr,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body,
+        )
     }
 
     /// Refreshes and counts documents matching `query` (a JSON query object) in `index`.
@@ -137,14 +143,15 @@ pub struct Proxy {
     child: Child,
     /// `127.0.0.1:PORT`
     pub addr: SocketAddr,
-    /// The config file it runs with.
-    pub config: PathBuf,
 }
 
 impl Proxy {
     /// Starts esproxy with `ini`, in which `{PORT}` is replaced by a free port, and `-n node`.
     pub fn start(ini: &str, node: &str) -> Proxy {
-        assert!(ini.contains("{PORT}"), "test config must set esProxyPort={{PORT}}");
+        assert!(
+            ini.contains("{PORT}"),
+            "test config must set esProxyPort={{PORT}}"
+        );
         let port = free_port();
         let text = ini.replace("{PORT}", &port.to_string());
         let config = temp_file("esproxy.ini", &text);
@@ -157,7 +164,10 @@ impl Proxy {
             .arg("-c")
             .arg(&config)
             .args(["-n", node])
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(if std::env::var("ESPROXY_TEST_LOG").is_ok() {
                 Stdio::inherit()
@@ -167,11 +177,7 @@ impl Proxy {
             .spawn()
             .expect("start esproxy");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let mut p = Proxy {
-            child,
-            addr,
-            config,
-        };
+        let mut p = Proxy { child, addr };
         p.wait_ready();
         p
     }
@@ -206,7 +212,13 @@ impl Proxy {
     }
 
     /// A request with arbitrary extra headers.
-    pub fn req_h(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    pub fn req_h(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
         request(self.addr, method, path, headers, body)
     }
 
@@ -321,12 +333,7 @@ pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Response {
         if (100..200).contains(&status) {
             continue;
         }
-        let get = |n: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == n)
-                .map(|(_, v)| v.clone())
-        };
+        let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         let mut body = Vec::new();
         if let Some(n) = get("content-length") {
             let n: usize = n.parse().unwrap();

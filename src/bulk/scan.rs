@@ -1,0 +1,1076 @@
+//! The one-pass strict JSON line scanner: the hot path of bulk validation (every session
+//! document goes through it). It decides exactly what [`crate::json::parse_strict`] decides —
+//! RFC 8259 only, valid UTF-8, duplicate keys rejected at every level after unescaping, nesting
+//! bounded — without building a value, and reports the few facts the document checks need
+//! about the top-level object (its keys, one chosen key's value).
+//!
+//! It owns only "is this line strict JSON and what is at its top level"; it knows nothing about
+//! Arkime, indices or sensors (that is `doc.rs`), and nothing about framing (`framer.rs`).
+//!
+//! Agreement with serde_json (the reference behind `parse_strict`) is deliberate down to the
+//! corners: lone or unpaired UTF-16 surrogate escapes are refused, raw control bytes inside
+//! strings are refused, serde_json's own nesting limit (127 levels) applies, and a number whose
+//! magnitude overflows `f64` is refused (serde_json's "number out of range"); the rare numbers
+//! that come near that edge are handed to serde_json itself so the verdict is identical.
+
+/// serde_json refuses a 128th level of nesting ("recursion limit exceeded"), whatever our limit.
+const SERDE_MAX_DEPTH: usize = 127;
+
+/// Objects with at most this many keys are checked for duplicates key by key (a compare of
+/// 32-bit hashes that the compiler vectorises); bigger ones are sorted once when they close,
+/// so a crafted object with a million keys costs `n log n`, not `n²`.
+const LINEAR_KEYS: usize = 32;
+
+/// Marks a key span that lives in the unescape buffer rather than in the line.
+const SIDE_BIT: u32 = 1 << 31;
+
+/// Lines at or above this size cannot be scanned (key spans are 31-bit); far above any limit.
+const MAX_SCAN_LEN: usize = (SIDE_BIT - 1) as usize;
+
+/// The JSON type of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `{…}`
+    Object,
+    /// `[…]`
+    Array,
+    /// `"…"`
+    String,
+    /// A number.
+    Number,
+    /// `true` or `false`.
+    Bool,
+    /// `null`.
+    Null,
+}
+
+/// A string value as it appears in the line, between its quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawStr<'a> {
+    /// The bytes between the quotes, escapes not decoded.
+    pub raw: &'a [u8],
+    /// Whether `raw` contains at least one `\` escape.
+    pub escaped: bool,
+}
+
+impl RawStr<'_> {
+    /// Whether the decoded string equals `want`. `scratch` is reused to decode escaped strings
+    /// (no allocation once it has grown).
+    pub fn decodes_to(&self, want: &[u8], scratch: &mut Vec<u8>) -> bool {
+        if !self.escaped {
+            return self.raw == want;
+        }
+        scratch.clear();
+        decode_into(self.raw, scratch);
+        scratch.as_slice() == want
+    }
+}
+
+/// What a successful scan found at the top level of the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary<'a> {
+    /// The type of the top-level value.
+    pub top: Kind,
+    /// How many keys the top-level object has (0 when the top is not an object).
+    pub top_keys: usize,
+    /// Whether some top-level key starts with `_` (after unescaping).
+    pub underscore_key: bool,
+    /// The value of the top-level key the caller asked for, if present: its type and, for a
+    /// string, its raw text.
+    pub target: Option<(Kind, Option<RawStr<'a>>)>,
+}
+
+/// Why a line is not strict JSON. Positions are byte offsets into the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// The line is not valid UTF-8.
+    #[error("invalid UTF-8")]
+    Utf8,
+    /// Not RFC 8259 JSON.
+    #[error("invalid JSON at byte {1}: {0}")]
+    Syntax(&'static str, usize),
+    /// The same key twice in one object (compared after unescaping).
+    #[error("duplicate key at byte {0}")]
+    DuplicateKey(usize),
+    /// Nested deeper than allowed.
+    #[error("nesting deeper than {0}")]
+    TooDeep(usize),
+    /// A number whose magnitude does not fit an `f64`.
+    #[error("number out of range at byte {0}")]
+    NumberOutOfRange(usize),
+    /// The line is too long to scan at all (over 2 GiB).
+    #[error("line too long to scan")]
+    TooLong,
+}
+
+/// One open array or object.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    is_object: bool,
+    /// Index in the key stack where this object's keys start.
+    key_base: usize,
+}
+
+/// A reusable scanner: it keeps its scratch buffers between lines so scanning allocates nothing
+/// once they have grown to the largest line seen.
+#[derive(Debug, Default)]
+pub struct Scanner {
+    frames: Vec<Frame>,
+    /// Hash of each key of every open object (structure of arrays, for the linear check).
+    hashes: Vec<u32>,
+    /// `[start, len]` of each key, in the line or (with [`SIDE_BIT`] on `len`) in `side`.
+    spans: Vec<[u32; 2]>,
+    /// Decoded text of keys that contain escapes.
+    side: Vec<u8>,
+    /// Index scratch for the sort-based duplicate check of big objects.
+    order: Vec<u32>,
+}
+
+impl Scanner {
+    /// A scanner with empty scratch buffers.
+    pub fn new() -> Scanner {
+        Scanner::default()
+    }
+
+    /// Checks that `line` is exactly one strict JSON value (surrounding JSON whitespace
+    /// allowed), nested at most `max_depth` levels, and summarises its top level. `target` names
+    /// a top-level key whose value the caller wants back (compared after unescaping).
+    pub fn scan<'a>(
+        &mut self,
+        line: &'a [u8],
+        max_depth: usize,
+        target: Option<&[u8]>,
+    ) -> Result<Summary<'a>, ScanError> {
+        if line.len() >= MAX_SCAN_LEN {
+            return Err(ScanError::TooLong);
+        }
+        // One up-front check covers every string (and rejects stray high bytes elsewhere,
+        // which serde_json also refuses); std's validator is word-at-a-time on ASCII.
+        if std::str::from_utf8(line).is_err() {
+            return Err(ScanError::Utf8);
+        }
+        self.frames.clear();
+        self.hashes.clear();
+        self.spans.clear();
+        self.side.clear();
+        let max_depth = max_depth.min(SERDE_MAX_DEPTH);
+        let s = line;
+        let n = s.len();
+        let mut sum = Summary {
+            top: Kind::Null,
+            top_keys: 0,
+            underscore_key: false,
+            target: None,
+        };
+        // Set after a top-level key equal to `target`: the next value is the one wanted.
+        let mut capture = false;
+        let mut i = skip_ws(s, 0);
+
+        'value: loop {
+            // A value starts at `i` (whitespace already skipped).
+            let Some(&c) = s.get(i) else {
+                return Err(ScanError::Syntax("expected a value", i));
+            };
+            match c {
+                b'{' | b'[' => {
+                    if self.frames.len() >= max_depth {
+                        return Err(ScanError::TooDeep(max_depth));
+                    }
+                    let is_object = c == b'{';
+                    let kind = if is_object { Kind::Object } else { Kind::Array };
+                    note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
+                    self.frames.push(Frame {
+                        is_object,
+                        key_base: self.hashes.len(),
+                    });
+                    i = skip_ws(s, i + 1);
+                    let close = if is_object { b'}' } else { b']' };
+                    if s.get(i) == Some(&close) {
+                        i += 1;
+                        self.frames.pop();
+                    } else if is_object {
+                        i = self.key(s, i, target, &mut sum, &mut capture)?;
+                        continue 'value;
+                    } else {
+                        continue 'value;
+                    }
+                }
+                b'"' => {
+                    let (end, escaped) = skip_string(s, i + 1)?;
+                    let raw = RawStr {
+                        raw: &s[i + 1..end],
+                        escaped,
+                    };
+                    note(
+                        &mut sum,
+                        &mut capture,
+                        self.frames.is_empty(),
+                        Kind::String,
+                        Some(raw),
+                    );
+                    i = end + 1;
+                }
+                b'-' | b'0'..=b'9' => {
+                    i = number(s, i)?;
+                    note(
+                        &mut sum,
+                        &mut capture,
+                        self.frames.is_empty(),
+                        Kind::Number,
+                        None,
+                    );
+                }
+                b't' | b'f' | b'n' => {
+                    let (word, kind): (&[u8], Kind) = match c {
+                        b't' => (b"true", Kind::Bool),
+                        b'f' => (b"false", Kind::Bool),
+                        _ => (b"null", Kind::Null),
+                    };
+                    if !s[i..].starts_with(word) {
+                        return Err(ScanError::Syntax("bad literal", i));
+                    }
+                    i += word.len();
+                    note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
+                }
+                _ => return Err(ScanError::Syntax("expected a value", i)),
+            }
+
+            // After a complete value: close containers or move to the next member.
+            loop {
+                i = skip_ws(s, i);
+                let Some(&frame) = self.frames.last() else {
+                    if i == n {
+                        return Ok(sum);
+                    }
+                    return Err(ScanError::Syntax("trailing characters", i));
+                };
+                match (s.get(i), frame.is_object) {
+                    (Some(b','), true) => {
+                        i = skip_ws(s, i + 1);
+                        i = self.key(s, i, target, &mut sum, &mut capture)?;
+                        continue 'value;
+                    }
+                    (Some(b','), false) => {
+                        i = skip_ws(s, i + 1);
+                        continue 'value;
+                    }
+                    (Some(b'}'), true) => {
+                        i += 1;
+                        self.close_object(s, frame.key_base, i)?;
+                        self.frames.pop();
+                    }
+                    (Some(b']'), false) => {
+                        i += 1;
+                        self.frames.pop();
+                    }
+                    _ => return Err(ScanError::Syntax("expected , or a closing bracket", i)),
+                }
+            }
+        }
+    }
+
+    /// Parses an object key at `i` (must be a string), records it for the duplicate check and
+    /// the top-level summary, and consumes the `:`. Returns where the member's value starts.
+    fn key(
+        &mut self,
+        s: &[u8],
+        i: usize,
+        target: Option<&[u8]>,
+        sum: &mut Summary<'_>,
+        capture: &mut bool,
+    ) -> Result<usize, ScanError> {
+        if s.get(i) != Some(&b'"') {
+            return Err(ScanError::Syntax("expected a key", i));
+        }
+        let (end, escaped) = skip_string(s, i + 1)?;
+        let span = if escaped {
+            let start = self.side.len();
+            decode_into(&s[i + 1..end], &mut self.side);
+            [start as u32, (self.side.len() - start) as u32 | SIDE_BIT]
+        } else {
+            [(i + 1) as u32, (end - i - 1) as u32]
+        };
+        let key = self.key_bytes(s, span);
+        let h = key_hash(key);
+        let Some(&frame) = self.frames.last() else {
+            unreachable!("a key is only parsed inside an object");
+        };
+        let count = self.hashes.len() - frame.key_base;
+        if count < LINEAR_KEYS {
+            // Branch-free compare over the object's hashes; the byte compare runs only on a
+            // (rare) hash match.
+            let hit = self.hashes[frame.key_base..]
+                .iter()
+                .fold(false, |acc, &x| acc | (x == h));
+            if hit {
+                for k in frame.key_base..self.hashes.len() {
+                    if self.hashes[k] == h && self.key_bytes(s, self.spans[k]) == key {
+                        return Err(ScanError::DuplicateKey(i));
+                    }
+                }
+            }
+        }
+        if self.frames.len() == 1 {
+            sum.top_keys += 1;
+            sum.underscore_key |= key.first() == Some(&b'_');
+            *capture = target == Some(key);
+        }
+        self.hashes.push(h);
+        self.spans.push(span);
+        let j = skip_ws(s, end + 1);
+        if s.get(j) != Some(&b':') {
+            return Err(ScanError::Syntax("expected :", j));
+        }
+        Ok(skip_ws(s, j + 1))
+    }
+
+    /// The decoded bytes of a recorded key.
+    fn key_bytes<'s>(&'s self, line: &'s [u8], span: [u32; 2]) -> &'s [u8] {
+        let start = span[0] as usize;
+        if span[1] & SIDE_BIT != 0 {
+            &self.side[start..start + (span[1] & !SIDE_BIT) as usize]
+        } else {
+            &line[start..start + span[1] as usize]
+        }
+    }
+
+    /// Finishes an object: big objects get their (deferred) duplicate check here; the object's
+    /// keys are then dropped from the stack.
+    fn close_object(&mut self, s: &[u8], base: usize, at: usize) -> Result<(), ScanError> {
+        let count = self.hashes.len() - base;
+        if count > LINEAR_KEYS {
+            let mut order = std::mem::take(&mut self.order);
+            order.clear();
+            order.extend((base..self.hashes.len()).map(|k| k as u32));
+            // Sort by (hash, bytes) so equal keys end up adjacent even if many hashes collide.
+            order.sort_unstable_by(|&a, &b| {
+                let (a, b) = (a as usize, b as usize);
+                self.hashes[a].cmp(&self.hashes[b]).then_with(|| {
+                    self.key_bytes(s, self.spans[a])
+                        .cmp(self.key_bytes(s, self.spans[b]))
+                })
+            });
+            let dup = order.windows(2).any(|w| {
+                let (a, b) = (w[0] as usize, w[1] as usize);
+                self.hashes[a] == self.hashes[b]
+                    && self.key_bytes(s, self.spans[a]) == self.key_bytes(s, self.spans[b])
+            });
+            self.order = order;
+            if dup {
+                return Err(ScanError::DuplicateKey(at));
+            }
+        }
+        self.hashes.truncate(base);
+        self.spans.truncate(base);
+        Ok(())
+    }
+}
+
+/// Records the type (and raw text) of a value if it is the top-level value or the wanted one.
+#[inline]
+fn note<'a>(
+    sum: &mut Summary<'a>,
+    capture: &mut bool,
+    is_top: bool,
+    kind: Kind,
+    raw: Option<RawStr<'a>>,
+) {
+    if is_top {
+        sum.top = kind;
+    }
+    if *capture {
+        sum.target = Some((kind, raw));
+        *capture = false;
+    }
+}
+
+/// Skips JSON whitespace (exactly serde_json's set: space, tab, LF, CR).
+#[inline]
+fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = s.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// Bytes that end the fast path inside a string: `"`, `\` and raw control characters.
+static STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// A mask whose lowest set bit (if any) marks the first byte of `w` (little-endian) that is
+/// `"`, `\` or below 0x20. Bits above the first true hit may be spurious (borrow propagation),
+/// which is why only `trailing_zeros` of the result is ever used.
+#[inline]
+fn stop_mask(w: u64) -> u64 {
+    let q = w ^ (LO * b'"' as u64);
+    let b = w ^ (LO * b'\\' as u64);
+    let zero_q = q.wrapping_sub(LO) & !q;
+    let zero_b = b.wrapping_sub(LO) & !b;
+    let ctrl = w.wrapping_sub(LO * 0x20) & !w;
+    (zero_q | zero_b | ctrl) & HI
+}
+
+/// Skips a string body starting just after its opening quote. Returns the index of the closing
+/// quote and whether an escape was seen. Escapes are validated as serde_json does for strings it
+/// returns: known escapes only, `\u` with four hex digits, surrogates only as a lead+trail pair.
+#[inline]
+fn skip_string(s: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
+    let n = s.len();
+    let mut escaped = false;
+    loop {
+        // Eight bytes at a time until something interesting.
+        let mut hit = false;
+        while i + 8 <= n {
+            let w = u64::from_le_bytes([
+                s[i],
+                s[i + 1],
+                s[i + 2],
+                s[i + 3],
+                s[i + 4],
+                s[i + 5],
+                s[i + 6],
+                s[i + 7],
+            ]);
+            let m = stop_mask(w);
+            if m != 0 {
+                i += (m.trailing_zeros() / 8) as usize;
+                hit = true;
+                break;
+            }
+            i += 8;
+        }
+        if !hit {
+            while i < n && !STOP[s[i] as usize] {
+                i += 1;
+            }
+        }
+        match s.get(i) {
+            None => return Err(ScanError::Syntax("unterminated string", i)),
+            Some(b'"') => return Ok((i, escaped)),
+            Some(b'\\') => {
+                escaped = true;
+                i = skip_escape(s, i + 1)?;
+            }
+            Some(_) => return Err(ScanError::Syntax("control character in string", i)),
+        }
+    }
+}
+
+/// Validates one escape whose `\` was just before `i`; returns the index after it.
+fn skip_escape(s: &[u8], i: usize) -> Result<usize, ScanError> {
+    match s.get(i) {
+        Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => Ok(i + 1),
+        Some(b'u') => Ok(unicode_escape(s, i + 1)?.1),
+        _ => Err(ScanError::Syntax("invalid escape", i)),
+    }
+}
+
+/// `\u` escapes: returns (code point, index after the escape). Lone or reversed surrogates are
+/// refused, as serde_json does when it produces a `String`.
+fn unicode_escape(s: &[u8], i: usize) -> Result<(u32, usize), ScanError> {
+    let n1 = hex4(s, i)?;
+    if (0xDC00..=0xDFFF).contains(&n1) {
+        return Err(ScanError::Syntax("lone trailing surrogate", i));
+    }
+    if !(0xD800..=0xDBFF).contains(&n1) {
+        return Ok((n1, i + 4));
+    }
+    if s.get(i + 4) != Some(&b'\\') || s.get(i + 5) != Some(&b'u') {
+        return Err(ScanError::Syntax("unpaired leading surrogate", i));
+    }
+    let n2 = hex4(s, i + 6)?;
+    if !(0xDC00..=0xDFFF).contains(&n2) {
+        return Err(ScanError::Syntax("unpaired leading surrogate", i));
+    }
+    Ok(((((n1 - 0xD800) << 10) | (n2 - 0xDC00)) + 0x1_0000, i + 10))
+}
+
+fn hex4(s: &[u8], i: usize) -> Result<u32, ScanError> {
+    let Some(d) = s.get(i..i + 4) else {
+        return Err(ScanError::Syntax("short \\u escape", i));
+    };
+    let mut v = 0u32;
+    for &c in d {
+        let x = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => return Err(ScanError::Syntax("bad hex digit in \\u escape", i)),
+        };
+        v = (v << 4) | x as u32;
+    }
+    Ok(v)
+}
+
+/// Appends the decoded form of a string body (as validated by the scanner) to `out`.
+pub fn decode_into(raw: &[u8], out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < raw.len() {
+        let Some(k) = memchr::memchr(b'\\', &raw[i..]) else {
+            out.extend_from_slice(&raw[i..]);
+            return;
+        };
+        out.extend_from_slice(&raw[i..i + k]);
+        i += k + 1;
+        let c = raw.get(i).copied().unwrap_or(b'\\');
+        i += 1;
+        let simple = match c {
+            b'b' => 0x08,
+            b'f' => 0x0C,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'u' => {
+                // Only called on validated text; fall back to U+FFFD rather than panic.
+                let (cp, end) = unicode_escape(raw, i).unwrap_or((0xFFFD, raw.len()));
+                i = end;
+                let ch = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                continue;
+            }
+            other => other,
+        };
+        out.push(simple);
+    }
+}
+
+/// Scans a number at `start` with serde_json's grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)?
+/// ([eE] [+-]? [0-9]+)?`. Returns the index after it.
+fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
+    let digits = |mut i: usize| {
+        while let Some(b'0'..=b'9') = s.get(i) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = start;
+    if s[i] == b'-' {
+        i += 1;
+    }
+    let int_start = i;
+    match s.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i = digits(i + 1),
+        _ => return Err(ScanError::Syntax("invalid number", i)),
+    }
+    let int_digits = (i - int_start) as i64;
+    if s.get(i) == Some(&b'.') {
+        let d = i + 1;
+        i = digits(d);
+        if i == d {
+            return Err(ScanError::Syntax("invalid number", i));
+        }
+    }
+    let mut exp: i64 = 0;
+    if let Some(b'e' | b'E') = s.get(i) {
+        i += 1;
+        let negative = match s.get(i) {
+            Some(b'-') => {
+                i += 1;
+                true
+            }
+            Some(b'+') => {
+                i += 1;
+                false
+            }
+            _ => false,
+        };
+        let d = i;
+        while let Some(&c @ b'0'..=b'9') = s.get(i) {
+            // Saturate: only "is it beyond ~308" matters here.
+            exp = (exp * 10 + (c - b'0') as i64).min(1 << 40);
+            i += 1;
+        }
+        if i == d {
+            return Err(ScanError::Syntax("invalid number", i));
+        }
+        if negative {
+            exp = -exp;
+        }
+    }
+    // |value| < 10^(int_digits + exp). Below 10^300 it is certainly finite for serde_json too;
+    // anything that may reach f64::MAX is decided by serde_json itself (its lossy conversion is
+    // the reference, so we do not second-guess where exactly it overflows).
+    if int_digits + exp > 300 && serde_json::from_slice::<serde_json::Value>(&s[start..i]).is_err()
+    {
+        return Err(ScanError::NumberOutOfRange(start));
+    }
+    Ok(i)
+}
+
+/// A fast 32-bit hash of a key (FxHash-style over 8-byte words, length mixed in). Collisions
+/// only cost a byte compare; they never change a verdict.
+#[inline]
+fn key_hash(k: &[u8]) -> u32 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = k.len() as u64;
+    let mut chunks = k.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+    let rem = chunks.remainder();
+    if !rem.is_empty() {
+        let mut b = [0u8; 8];
+        b[..rem.len()].copy_from_slice(rem);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    }
+    (h >> 32) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse_strict;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// The scanner and the reference agree on accept/reject, and on what an accepted line's
+    /// top level holds (type, key count, `_` keys, the wanted key's value).
+    fn agree_depth(line: &[u8], max_depth: usize) {
+        let mut sc = Scanner::new();
+        let got = sc.scan(line, max_depth, Some(b"node"));
+        let want = parse_strict(line, max_depth);
+        match (&got, &want) {
+            (Ok(sum), Ok(v)) => {
+                let kind = |v: &Value| match v {
+                    Value::Object(_) => Kind::Object,
+                    Value::Array(_) => Kind::Array,
+                    Value::String(_) => Kind::String,
+                    Value::Number(_) => Kind::Number,
+                    Value::Bool(_) => Kind::Bool,
+                    Value::Null => Kind::Null,
+                };
+                assert_eq!(sum.top, kind(v), "top kind of {:?}", show(line));
+                let obj = v.as_object();
+                assert_eq!(sum.top_keys, obj.map_or(0, |o| o.len()));
+                assert_eq!(
+                    sum.underscore_key,
+                    obj.is_some_and(|o| o.keys().any(|k| k.starts_with('_')))
+                );
+                let node = obj.and_then(|o| o.get("node"));
+                assert_eq!(sum.target.map(|t| t.0), node.map(kind));
+                if let (Some((Kind::String, Some(raw))), Some(Value::String(s))) =
+                    (sum.target, node)
+                {
+                    let mut buf = Vec::new();
+                    assert!(raw.decodes_to(s.as_bytes(), &mut buf));
+                }
+            }
+            (Err(_), Err(_)) => {}
+            _ => panic!(
+                "disagreement on {:?}: scanner {:?}, parse_strict {:?}",
+                show(line),
+                got,
+                want
+            ),
+        }
+    }
+
+    fn agree(line: &[u8]) {
+        agree_depth(line, 64);
+    }
+
+    fn show(b: &[u8]) -> String {
+        String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned()
+    }
+
+    fn ok(line: &str) -> bool {
+        agree(line.as_bytes());
+        Scanner::new().scan(line.as_bytes(), 64, None).is_ok()
+    }
+
+    #[test]
+    fn realistic_session_doc_is_accepted_and_node_found() {
+        let doc = include_str!("testdata/session-2102.json").trim_end();
+        assert_eq!(doc.chars().count(), 2102);
+        let mut sc = Scanner::new();
+        let sum = sc.scan(doc.as_bytes(), 64, Some(b"node")).unwrap();
+        assert_eq!(sum.top, Kind::Object);
+        assert!(!sum.underscore_key);
+        let (kind, raw) = sum.target.unwrap();
+        assert_eq!(kind, Kind::String);
+        assert_eq!(raw.unwrap().raw, b"toronto01");
+        agree(doc.as_bytes());
+    }
+
+    #[test]
+    fn whitespace_around_and_inside_is_json_whitespace_only() {
+        assert!(ok(" \t\r\n{ \"a\" : [ 1 , 2 ] } \r\n"));
+        assert!(!ok("\u{0b}{}"));
+        assert!(!ok("{}\u{0c}"));
+        assert!(!ok("\u{a0}{}"));
+        assert!(!ok(""));
+        assert!(!ok("   "));
+    }
+
+    #[test]
+    fn scalars_at_top_level_are_json_but_not_objects() {
+        for s in ["1", "-0", "\"x\"", "true", "false", "null", "[]", "{}"] {
+            assert!(ok(s), "{s}");
+        }
+        for s in [
+            "tru",
+            "nul",
+            "True",
+            "NULL",
+            "nan",
+            "Infinity",
+            "-Infinity",
+            "undefined",
+        ] {
+            assert!(!ok(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn numbers_follow_rfc_8259_exactly() {
+        for s in [
+            "0",
+            "-0",
+            "1",
+            "-1",
+            "10",
+            "0.5",
+            "-0.5",
+            "1e5",
+            "1E5",
+            "1e+5",
+            "1e-5",
+            "1.5e3",
+            "0e0",
+            "123456789012345678901234567890",
+            "-9223372036854775809",
+            "18446744073709551616",
+            "1e-400",
+            "0e99999999999999999999",
+            "1.7976931348623157e308",
+            "-1.7976931348623157e308",
+            "4.9e-324",
+        ] {
+            assert!(ok(s), "{s}");
+            assert!(ok(&format!("[{s}]")), "[{s}]");
+        }
+        for s in [
+            "01", "-01", "00", "+1", ".5", "1.", "-.5", "1.e5", "1e", "1e+", "1e-", "--1", "-",
+            "1x", "0x10", "1_000", "1.5.5", "1ee5", "- 1",
+        ] {
+            assert!(!ok(s), "{s}");
+            assert!(!ok(&format!("[{s}]")), "[{s}]");
+        }
+    }
+
+    #[test]
+    fn numbers_overflowing_f64_are_refused_like_serde_json() {
+        for s in [
+            "1e309",
+            "-1e309",
+            "1e400",
+            "0.0001e99999999999",
+            "1.8e308",
+            "17976931348623159e292",
+            "1e99999999999999999999",
+        ] {
+            assert!(!ok(s), "{s}");
+        }
+        let big = format!("1{}", "0".repeat(400));
+        assert!(!ok(&big));
+        let fine = format!("1{}e-200", "0".repeat(400));
+        assert!(ok(&fine));
+        // Whatever serde_json decides near f64::MAX, the scanner decides the same.
+        for s in [
+            "1.7976931348623158e308",
+            "1.79769313486231580793e308",
+            "1.797693134862315807937e308",
+            "179769313486231570000e288",
+            "0.00000000000000000000000000001e337",
+        ] {
+            agree(s.as_bytes());
+        }
+    }
+
+    #[test]
+    fn strings_follow_serde_json_escape_and_surrogate_rules() {
+        for s in [
+            r#""\"\\\/\b\f\n\r\t""#,
+            r#""\u0041\u00e9\u4e2d""#,
+            r#""\uD83D\uDE00""#,
+            r#""\ud83d\ude00""#,
+            "\"raw é 中 😀\"",
+            "\"\u{7f}\"",
+        ] {
+            assert!(ok(s), "{s}");
+        }
+        for s in [
+            r#""\x41""#,
+            r#""\u004""#,
+            r#""\u00G1""#,
+            r#""\uD83D""#,
+            r#""\uDE00""#,
+            r#""\uD83D\u0041""#,
+            r#""\uD83Dx""#,
+            r#""\uD83D\n""#,
+            r#""\uDE00\uD83D""#,
+            r#""\'""#,
+            "\"a\u{0}b\"",
+            "\"a\tb\"",
+            "\"a\nb\"",
+            "\"\u{1f}\"",
+            "\"abc",
+            r#""abc\"#,
+            "'x'",
+        ] {
+            assert!(!ok(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_and_bom_are_refused() {
+        for b in [
+            &b"\"\xff\""[..],
+            b"\"\xc3\"",
+            b"\"\xed\xa0\x80\"",
+            b"\"\xc0\xaf\"",
+            b"\xef\xbb\xbf{}",
+            b"{}\xff",
+        ] {
+            agree(b);
+            assert!(Scanner::new().scan(b, 64, None).is_err());
+        }
+    }
+
+    #[test]
+    fn structure_errors_are_refused() {
+        for s in [
+            "{",
+            "}",
+            "[",
+            "]",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\" 1}",
+            "{\"a\":1,}",
+            "{,}",
+            "{1:2}",
+            "{a:1}",
+            "{\"a\":1 \"b\":2}",
+            "[1]]",
+            "{}}",
+            "{} {}",
+            "[]x",
+            "/*c*/{}",
+            "{}//c",
+            "{\"a\":1}#",
+            "[1,,2]",
+            "{\"a\"::1}",
+        ] {
+            assert!(!ok(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_every_level_after_unescaping() {
+        assert!(!ok(r#"{"a":1,"a":2}"#));
+        assert!(!ok(r#"{"x":{"a":1,"b":2,"a":3}}"#));
+        assert!(!ok(r#"[{"a":1},{"b":[{"c":1,"c":1}]}]"#));
+        assert!(!ok(r#"{"node":"a","no\u0064e":"b"}"#));
+        assert!(!ok(r#"{"\u00e9":1,"é":2}"#));
+        assert!(!ok(r#"{"\uD83D\uDE00":1,"😀":2}"#));
+        assert!(!ok(r#"{"a\/b":1,"a/b":2}"#));
+        // The same key in sibling or nested objects is fine.
+        assert!(ok(
+            r#"{"a":{"a":{"a":1}},"b":{"a":2},"c":[{"a":1},{"a":2}]}"#
+        ));
+        assert!(ok(r#"{"":1,"\u0000":2," ":3}"#));
+    }
+
+    #[test]
+    fn duplicate_keys_in_big_objects_are_found_by_the_sorted_check() {
+        let keys: Vec<String> = (0..500).map(|i| format!("\"k{i}\":{i}")).collect();
+        let clean = format!("{{{}}}", keys.join(","));
+        assert!(ok(&clean));
+        let dup_late = format!("{{{},\"k7\":0}}", keys.join(","));
+        assert!(!ok(&dup_late));
+        let dup_escaped = format!("{{{},\"k\\u00340\":0}}", keys.join(","));
+        assert!(!ok(&dup_escaped));
+        // Nested big object closed before a parent key repeats a child key: no false hit.
+        let nested = format!("{{\"k1\":{clean},\"k2\":{clean}}}");
+        assert!(ok(&nested));
+    }
+
+    #[test]
+    fn many_colliding_prefix_keys_stay_fast() {
+        // Keys differing only in the middle defeat a prefix/suffix fingerprint, not this check.
+        let keys: Vec<String> = (0..100_000)
+            .map(|i| format!("\"aaaaaaaaaaaaaaaa{i:08}aaaaaaaaaaaaaaaa\":0"))
+            .collect();
+        let line = format!("{{{}}}", keys.join(","));
+        let t = std::time::Instant::now();
+        assert!(Scanner::new().scan(line.as_bytes(), 64, None).is_ok());
+        assert!(t.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn depth_limit_matches_the_reference_and_serde_json_cap() {
+        for depth in [0usize, 1, 2, 3, 126, 127, 128, 129, 200] {
+            for n in [0usize, 1, 2, 3, 4, 126, 127, 128, 129] {
+                let arr = format!("{}1{}", "[".repeat(n), "]".repeat(n));
+                agree_depth(arr.as_bytes(), depth);
+                let obj = format!("{}1{}", "{\"a\":".repeat(n), "}".repeat(n));
+                agree_depth(obj.as_bytes(), depth);
+            }
+        }
+        assert!(Scanner::new().scan(b"[[[1]]]", 3, None).is_ok());
+        assert_eq!(
+            Scanner::new().scan(b"[[[[1]]]]", 3, None),
+            Err(ScanError::TooDeep(3))
+        );
+        let deep = format!("{}{}", "[".repeat(127), "]".repeat(127));
+        assert!(Scanner::new().scan(deep.as_bytes(), 1000, None).is_ok());
+        let deeper = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        assert!(Scanner::new().scan(deeper.as_bytes(), 1000, None).is_err());
+    }
+
+    #[test]
+    fn target_key_value_is_reported_only_at_top_level() {
+        let mut sc = Scanner::new();
+        let s = sc
+            .scan(br#"{"a":{"node":"x"},"node":"y"}"#, 64, Some(b"node"))
+            .unwrap();
+        assert_eq!(s.target.unwrap().1.unwrap().raw, b"y");
+        let s = sc
+            .scan(br#"{"a":{"node":"x"}}"#, 64, Some(b"node"))
+            .unwrap();
+        assert_eq!(s.target, None);
+        let s = sc.scan(br#"[{"node":"x"}]"#, 64, Some(b"node")).unwrap();
+        assert_eq!(s.target, None);
+        let s = sc
+            .scan(br#"{"node":{"node":"x"}}"#, 64, Some(b"node"))
+            .unwrap();
+        assert_eq!(s.target.unwrap().0, Kind::Object);
+        let s = sc
+            .scan(br#"{"n\u006fde":"t\u006f"}"#, 64, Some(b"node"))
+            .unwrap();
+        let raw = s.target.unwrap().1.unwrap();
+        assert!(raw.escaped);
+        assert!(raw.decodes_to(b"to", &mut Vec::new()));
+    }
+
+    #[test]
+    fn scanner_is_reusable_across_lines() {
+        let mut sc = Scanner::new();
+        assert!(sc.scan(br#"{"a":{"b":1,"b":2}}"#, 64, None).is_err());
+        // State from a failed line must not leak into the next one.
+        assert!(sc.scan(br#"{"a":1,"b":2}"#, 64, None).is_ok());
+        assert!(sc.scan(br#"{"b":1}"#, 64, None).is_ok());
+    }
+
+    #[test]
+    fn decode_handles_every_escape() {
+        let mut out = Vec::new();
+        decode_into(br#"a\"b\\c\/d\be\ff\ng\rh\ti\u00e9\uD83D\uDE00"#, &mut out);
+        assert_eq!(
+            out,
+            "a\"b\\c/d\u{8}e\u{c}f\ng\rh\ti\u{e9}\u{1F600}".as_bytes()
+        );
+    }
+
+    /// Valid JSON documents built from a small recursive grammar, serialised compactly.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "[a-z_\u{e9}\u{1F600}\\\\\"\n\u{1}]{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec(("(node|_id|[a-c]{1,2}|no\u{64}e)", inner), 0..6)
+                    .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Byte-level mutations that tend to hit the interesting corners.
+    fn mutate(mut b: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
+        const ALPHABET: &[u8] =
+            b"{}[]:,\" \\u0123456789abcdefABCDEFeE.+-tfnrl_\x00\x1f\x7f\xc3\xa9\xff\r\n\tDd8";
+        for (pos, op, x) in edits {
+            let c = ALPHABET[x as usize % ALPHABET.len()];
+            if b.is_empty() {
+                b.push(c);
+                continue;
+            }
+            let p = pos % (b.len() + 1);
+            match op % 4 {
+                0 => b.insert(p, c),
+                1 if p < b.len() => {
+                    b.remove(p);
+                }
+                2 if p < b.len() => b[p] = c,
+                _ => {
+                    // Duplicate a slice: repeats keys, escapes, brackets.
+                    let q = (p + x as usize % 12).min(b.len());
+                    let piece: Vec<u8> = b[p.min(q)..q].to_vec();
+                    let at = (p + x as usize) % (b.len() + 1);
+                    b.splice(at..at, piece);
+                }
+            }
+        }
+        b
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+        #[test]
+        fn scanner_agrees_with_parse_strict_on_valid_documents(v in json_value()) {
+            let s = serde_json::to_vec(&v).unwrap();
+            agree(&s);
+            let pretty = serde_json::to_vec_pretty(&v).unwrap();
+            agree(&pretty);
+            agree_depth(&s, 2);
+        }
+
+        #[test]
+        fn scanner_agrees_with_parse_strict_on_mutated_documents(
+            v in json_value(),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
+        ) {
+            let s = mutate(serde_json::to_vec(&v).unwrap(), edits);
+            agree(&s);
+        }
+
+        #[test]
+        fn scanner_agrees_with_parse_strict_on_token_soup(
+            toks in prop::collection::vec(prop_oneof![
+                Just("{"), Just("}"), Just("["), Just("]"), Just(":"), Just(","), Just(" "),
+                Just("\"node\""), Just("\"no\\u0064e\""), Just("\"a\""), Just("\"\\uD83D\\uDE00\""),
+                Just("\"\\uD83D\""), Just("1"), Just("-0"), Just("1e400"), Just("0.5"), Just("01"),
+                Just("true"), Just("null"), Just("\"_x\""), Just("\"\u{1}\""),
+            ], 0..16),
+        ) {
+            agree(toks.concat().as_bytes());
+        }
+    }
+}

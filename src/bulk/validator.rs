@@ -1,0 +1,294 @@
+//! The per-request `_bulk` state machine (SPEC §5): feeds received chunks through the optional
+//! inflater and the framer, checks each complete line (action or source, strict or lax) and
+//! releases only finished, validated units. Owns the order of lines and the limits on sizes; the
+//! line checks themselves live in `action.rs` and `doc.rs`, the byte bookkeeping in `framer.rs`.
+
+use super::action::{self, IndexNames, Op, Target};
+use super::doc::{self, DocRule};
+use super::framer::Framer;
+use super::gzip::Inflater;
+use super::scan::Scanner;
+use super::{BodyEncoding, BulkStats};
+use crate::policy::{Limits, Policy};
+use crate::reject::Reject;
+use bytes::Bytes;
+
+/// What the next line must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// An action line (lax: or a blank line, which is skipped).
+    Action,
+    /// The source line of the preceding action: checked against the rule in strict mode,
+    /// passed through unchecked (`None`) in lax mode.
+    Source(Option<DocRule>),
+}
+
+/// Line-level state: everything but the byte buffers, so it can borrow them freely.
+#[derive(Debug)]
+struct Lines {
+    strict: bool,
+    sensor: Box<[u8]>,
+    names: IndexNames,
+    limits: Limits,
+    expect: Expect,
+    /// Lines seen so far (1-based number of the last complete line).
+    line_no: u64,
+    /// Line number of the action waiting for its source line.
+    action_line: u64,
+    framer: Framer,
+    scanner: Scanner,
+    /// Reused to decode an escaped `node` value.
+    scratch: Vec<u8>,
+    stats: BulkStats,
+}
+
+/// Validates one `_bulk` request body as it streams in; see [`BulkValidator::feed`].
+#[derive(Debug)]
+pub struct BulkValidator {
+    lines: Lines,
+    /// Bytes received but not released: a held unit and/or an unterminated line (plain), or
+    /// inflated bytes (gzip). Empty on the zero-copy path.
+    work: Vec<u8>,
+    gzip: Option<Inflater>,
+    /// The first refusal; every later call repeats it.
+    failed: Option<Reject>,
+    /// End of stream was processed.
+    finished: bool,
+}
+
+impl BulkValidator {
+    /// A validator for one request from `sensor`, whose body arrives with `encoding`.
+    pub fn new(policy: &Policy, sensor: &str, encoding: BodyEncoding) -> BulkValidator {
+        BulkValidator {
+            lines: Lines {
+                strict: policy.strict,
+                sensor: sensor.as_bytes().into(),
+                names: IndexNames::new(policy),
+                limits: policy.limits.clone(),
+                expect: Expect::Action,
+                line_no: 0,
+                action_line: 0,
+                framer: Framer::new(),
+                scanner: Scanner::new(),
+                scratch: Vec::new(),
+                stats: BulkStats::default(),
+            },
+            work: Vec::new(),
+            gzip: match encoding {
+                BodyEncoding::Identity => None,
+                BodyEncoding::Gzip => Some(Inflater::new()),
+            },
+            failed: None,
+            finished: false,
+        }
+    }
+
+    /// Feed the next received body chunk (may be empty); `eos` is true on the last call (which
+    /// may carry the last bytes or none). Returns the bytes to forward upstream now: only
+    /// complete, validated lines, an action always together with its source line (for gzip:
+    /// the inflated lines, the last unit only once the member's trailer checked out). After an
+    /// `Err` nothing more is forwarded: every later call returns the same error.
+    pub fn feed(&mut self, chunk: Bytes, eos: bool) -> Result<Bytes, Reject> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.finished {
+            if chunk.is_empty() {
+                return Ok(Bytes::new());
+            }
+            return Err(self.fail(Reject::BadEncoding("data after end of body".into())));
+        }
+        match self.feed_inner(chunk, eos) {
+            Ok(out) => {
+                self.lines.stats.bytes_out += out.len() as u64;
+                self.finished = eos;
+                Ok(out)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Counters for metrics and logs.
+    pub fn stats(&self) -> &BulkStats {
+        &self.lines.stats
+    }
+
+    fn fail(&mut self, e: Reject) -> Reject {
+        self.failed = Some(e.clone());
+        // Nothing held will ever be released; give the memory back now.
+        self.work = Vec::new();
+        e
+    }
+
+    fn feed_inner(&mut self, chunk: Bytes, eos: bool) -> Result<Bytes, Reject> {
+        self.lines.stats.bytes_in += chunk.len() as u64;
+        if self.lines.stats.bytes_in > self.lines.limits.max_body {
+            return Err(Reject::TooLarge(format!(
+                "bulk body over {} bytes",
+                self.lines.limits.max_body
+            )));
+        }
+        match &mut self.gzip {
+            None if self.work.is_empty() => return self.feed_zero_copy(chunk, eos),
+            None => self.work.extend_from_slice(&chunk),
+            Some(gz) => gz.inflate(&chunk, &mut self.work, &self.lines.limits)?,
+        }
+        self.lines.process(&self.work)?;
+        // A gzip body's last unit waits for the member's trailer (CRC32, length).
+        let trailer_pending = self.gzip.as_ref().is_some_and(|g| !g.finished());
+        if eos {
+            if trailer_pending {
+                return Err(Reject::BadEncoding(
+                    "gzip body ends before its member does".into(),
+                ));
+            }
+            self.lines.finish(&self.work)?;
+        }
+        let n = self.lines.framer.releasable(trailer_pending);
+        Ok(self.release(n))
+    }
+
+    /// Plain body, nothing carried over: lines are checked in the chunk itself and the
+    /// released bytes are a slice of it; only the unfinished tail is copied.
+    fn feed_zero_copy(&mut self, chunk: Bytes, eos: bool) -> Result<Bytes, Reject> {
+        self.lines.process(&chunk)?;
+        if eos {
+            self.lines.finish(&chunk)?;
+        }
+        let n = self.lines.framer.releasable(false);
+        if n < chunk.len() {
+            self.work.extend_from_slice(&chunk[n..]);
+        }
+        self.lines.framer.consume(n);
+        Ok(chunk.slice(..n))
+    }
+
+    /// Hands the first `n` bytes of the working buffer upstream without copying them; the
+    /// (small) unreleased tail moves to a fresh buffer sized for the next chunk.
+    fn release(&mut self, n: usize) -> Bytes {
+        if n == 0 {
+            return Bytes::new();
+        }
+        let hint = self.work.len();
+        let mut next = Vec::with_capacity(self.work.len() - n + hint);
+        next.extend_from_slice(&self.work[n..]);
+        self.work.truncate(n);
+        let head = std::mem::replace(&mut self.work, next);
+        self.lines.framer.consume(n);
+        Bytes::from(head)
+    }
+}
+
+impl Lines {
+    fn bad(&self, line: u64, reason: impl Into<String>) -> Reject {
+        Reject::BadBulk {
+            line,
+            reason: reason.into(),
+        }
+    }
+
+    /// Checks every complete line of `buf` not seen yet, then the length of the unterminated
+    /// rest (a line over the limit is refused as soon as it is known to be one).
+    fn process(&mut self, buf: &[u8]) -> Result<(), Reject> {
+        while let Some((start, nl)) = self.framer.next_line(buf) {
+            self.line(&buf[start..nl], start, nl + 1)?;
+        }
+        let partial = self.framer.partial_len(buf);
+        if partial > self.limits.max_line {
+            return Err(self.too_long(self.line_no + 1));
+        }
+        Ok(())
+    }
+
+    /// End of stream: the unterminated last line (strict: refused; lax: checked as a line) and
+    /// an action still waiting for its source line (refused in both modes).
+    fn finish(&mut self, buf: &[u8]) -> Result<(), Reject> {
+        if let Some((start, end)) = self.framer.take_partial(buf) {
+            if self.strict {
+                return Err(self.bad(self.line_no + 1, "last line has no newline"));
+            }
+            self.line(&buf[start..end], start, end)?;
+        }
+        if let Expect::Source(_) = self.expect {
+            return Err(self.bad(self.action_line, "action without its source line"));
+        }
+        Ok(())
+    }
+
+    fn too_long(&self, line: u64) -> Reject {
+        Reject::TooLarge(format!(
+            "bulk line {line} longer than {} bytes",
+            self.limits.max_line
+        ))
+    }
+
+    /// One complete line (without `\n`) spanning `start..end` of the working buffer (`end`
+    /// includes the `\n` when there is one).
+    fn line(&mut self, line: &[u8], start: usize, end: usize) -> Result<(), Reject> {
+        self.line_no += 1;
+        self.stats.lines += 1;
+        let no = self.line_no;
+        if line.len() > self.limits.max_line {
+            return Err(self.too_long(no));
+        }
+        match self.expect {
+            Expect::Action => {
+                self.framer.begin_unit(start);
+                if is_blank(line) {
+                    if self.strict {
+                        return Err(self.bad(no, "blank line"));
+                    }
+                    // esProxy.js and ES both skip a blank line where an action is expected.
+                    self.framer.end_unit(end);
+                    return Ok(());
+                }
+                if self.strict && line.last() == Some(&b'\r') {
+                    return Err(self.bad(no, "line ends with CR"));
+                }
+                let a = action::check(line, &self.names, self.strict, self.limits.max_depth)
+                    .map_err(|r| self.bad(no, r))?;
+                self.stats.actions += 1;
+                if a.has_source() {
+                    let rule = match (a.target, a.op) {
+                        (Target::Sessions, _) => DocRule::Session,
+                        (Target::Fields, Op::Update) => DocRule::FieldsUpdate,
+                        (Target::Fields, _) => DocRule::FieldsIndex,
+                    };
+                    self.action_line = no;
+                    self.expect = Expect::Source(self.strict.then_some(rule));
+                } else {
+                    self.framer.end_unit(end);
+                }
+            }
+            Expect::Source(rule) => {
+                // Lax: the line after an action is its source, whatever it is (as ES pairs them).
+                if let Some(rule) = rule {
+                    if is_blank(line) {
+                        return Err(self.bad(no, "blank line"));
+                    }
+                    if line.last() == Some(&b'\r') {
+                        return Err(self.bad(no, "line ends with CR"));
+                    }
+                    doc::check(
+                        &mut self.scanner,
+                        line,
+                        rule,
+                        &self.sensor,
+                        self.limits.max_depth,
+                        &mut self.scratch,
+                    )
+                    .map_err(|r| self.bad(no, r))?;
+                }
+                self.stats.docs += 1;
+                self.expect = Expect::Action;
+                self.framer.end_unit(end);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Empty or only JSON whitespace (what ES itself skips where it expects an action).
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}

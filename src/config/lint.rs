@@ -1,0 +1,243 @@
+//! Which keys and sections are ours, and likely misspellings of them (warnings only).
+//!
+//! We cannot reject unknown keys the way River does: the file is often an operator's whole Arkime
+//! `config.ini`. So keys of theirs are ignored, and only keys that look like a mistyped key *of
+//! ours* get a warning naming the nearest known one.
+
+/// Keys read from the node's section or `[default]`.
+pub const NODE_KEYS: &[&str] = &[
+    "elasticsearch",
+    "esProxyPort",
+    "esProxyHost",
+    "certFile",
+    "keyFile",
+    "prefix",
+    "insecure",
+    "caTrustFile",
+    "esClientCert",
+    "esClientKey",
+    "esClientKeyPass",
+    "elasticsearchAPIKey",
+    "elasticsearchBasicAuth",
+    "esProxyStrict",
+    "esProxyMaxLine",
+    "esProxyMaxBody",
+    "esProxyMaxInflated",
+    "esProxyMaxChunkInflated",
+    "esProxyMaxDepth",
+    "esProxyMaxSmallBody",
+    "esProxyThreads",
+    "esProxyProxyProtocol",
+    "esProxyMetricsPort",
+    "esProxyMetricsHost",
+    "esProxyGracePeriod",
+    "esProxyHealthCheckInterval",
+    "esProxyHealthCheckTimeout",
+    "esProxyHealthCheckPath",
+    "esProxyAccessLog",
+];
+
+/// Keys read from `[tee]`.
+pub const TEE_KEYS: &[&str] = &[
+    "elasticsearch",
+    "elasticsearchAPIKey",
+    "elasticsearchBasicAuth",
+    "caTrustFile",
+    "esClientCert",
+    "esClientKey",
+    "esClientKeyPass",
+    "insecure",
+];
+
+/// Keys read from `[xff]`.
+pub const XFF_KEYS: &[&str] = &[
+    "enabled",
+    "remoteIpHeader",
+    "internalProxies",
+    "trustedProxies",
+];
+
+/// Sections that belong to the proxy.
+pub const SECTIONS: &[&str] = &["esproxy-sensors", "tee", "xff"];
+
+/// esProxy.js settings this proxy does not implement (exact names or name prefixes).
+fn unsupported(key: &str) -> bool {
+    key.starts_with("esProxySigV4") || key == "esProxyUnsafeLogging"
+}
+
+/// Levenshtein distance over ASCII-lower-cased bytes (keys are short).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a = a.to_ascii_lowercase();
+    let b = b.to_ascii_lowercase();
+    let b = b.as_bytes();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.bytes().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `key`, with its distance.
+pub fn nearest<'a>(key: &str, candidates: &[&'a str]) -> (&'a str, usize) {
+    candidates
+        .iter()
+        .map(|c| (*c, edit_distance(key, c)))
+        .min_by_key(|(_, d)| *d)
+        .unwrap_or(("", usize::MAX))
+}
+
+/// A warning text for a key in the node section or `[default]`, if it looks like one of ours
+/// gone wrong; `None` for keys that are ours or plainly someone else's.
+pub fn node_key(key: &str) -> Option<String> {
+    if NODE_KEYS.contains(&key) {
+        return None;
+    }
+    if unsupported(key) {
+        return Some(format!(
+            "`{key}` is an esProxy.js setting this proxy does not support; ignored"
+        ));
+    }
+    if let Some(k) = NODE_KEYS.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        return Some(format!(
+            "unknown key (names are case-sensitive); did you mean `{k}`?"
+        ));
+    }
+    if key.to_ascii_lowercase().starts_with("esproxy") {
+        let ours: Vec<&str> = NODE_KEYS
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with("esProxy"))
+            .collect();
+        let (k, _) = nearest(key, &ours);
+        return Some(format!("unknown esProxy setting; did you mean `{k}`?"));
+    }
+    // Long keys of ours one or two typos away (`elasticserch`); short ones would collide with
+    // Arkime's own keys.
+    let (k, d) = nearest(key, NODE_KEYS);
+    if d <= 2 && k.len() >= 10 {
+        return Some(format!("unknown key; did you mean `{k}`?"));
+    }
+    None
+}
+
+/// A warning text for a key in one of our own sections (`[tee]`, `[xff]`): anything unknown.
+pub fn own_section_key(key: &str, known: &[&str]) -> Option<String> {
+    if known.contains(&key) {
+        return None;
+    }
+    if unsupported(key) {
+        return Some(format!(
+            "`{key}` is an esProxy.js setting this proxy does not support; ignored"
+        ));
+    }
+    let (k, _) = nearest(key, known);
+    Some(format!("unknown key, ignored; did you mean `{k}`?"))
+}
+
+/// A warning text for a section name that looks like one of ours (or the node's) mistyped.
+pub fn section_name(name: &str, node: &str) -> Option<String> {
+    if SECTIONS.contains(&name) || name == node || name == "default" {
+        return None;
+    }
+    let lower = name.to_ascii_lowercase();
+    if let Some(s) = SECTIONS
+        .iter()
+        .chain([&node, &"default"])
+        .find(|s| s.eq_ignore_ascii_case(name))
+    {
+        return Some(format!(
+            "section names are case-sensitive; did you mean [{s}]?"
+        ));
+    }
+    if lower.starts_with("esproxy") && edit_distance(&lower, "esproxy-sensors") <= 2 {
+        return Some("unknown section; did you mean [esproxy-sensors]?".to_string());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_basics() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("esProxyPort", "esproxyport"), 0);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn our_keys_and_foreign_keys_are_silent() {
+        for k in [
+            "esProxyPort",
+            "elasticsearch",
+            "pcapDir",
+            "viewPort",
+            "plugins",
+            "usersElasticsearch",
+        ] {
+            assert_eq!(node_key(k), None, "{k}");
+        }
+    }
+
+    #[test]
+    fn wrong_case_of_our_key_names_the_right_one() {
+        assert!(node_key("esproxyport").unwrap().contains("`esProxyPort`"));
+        assert!(node_key("CaTrustFile").unwrap().contains("`caTrustFile`"));
+    }
+
+    #[test]
+    fn unknown_esproxy_key_names_the_nearest() {
+        assert!(node_key("esProxyMaxLines")
+            .unwrap()
+            .contains("`esProxyMaxLine`"));
+        assert!(node_key("esProxyGracePeriode")
+            .unwrap()
+            .contains("`esProxyGracePeriod`"));
+        assert!(node_key("esProxyHealthcheckPat")
+            .unwrap()
+            .contains("`esProxyHealthCheckPath`"));
+    }
+
+    #[test]
+    fn long_key_typos_are_caught() {
+        assert!(node_key("elasticserch")
+            .unwrap()
+            .contains("`elasticsearch`"));
+    }
+
+    #[test]
+    fn esproxy_js_only_settings_are_called_unsupported() {
+        assert!(node_key("esProxySigV4")
+            .unwrap()
+            .contains("does not support"));
+        assert!(own_section_key("esProxySigV4Region", TEE_KEYS)
+            .unwrap()
+            .contains("does not support"));
+    }
+
+    #[test]
+    fn own_sections_flag_every_unknown_key() {
+        assert!(own_section_key("internalProxy", XFF_KEYS)
+            .unwrap()
+            .contains("`internalProxies`"));
+        assert_eq!(own_section_key("enabled", XFF_KEYS), None);
+    }
+
+    #[test]
+    fn section_name_lint() {
+        assert!(section_name("esproxy-sensor", "esproxy").is_some());
+        assert!(section_name("XFF", "esproxy").unwrap().contains("[xff]"));
+        assert!(section_name("ESProxy", "esproxy")
+            .unwrap()
+            .contains("[esproxy]"));
+        assert_eq!(section_name("test", "esproxy"), None);
+        assert_eq!(section_name("headers-http-request", "esproxy"), None);
+    }
+}

@@ -56,6 +56,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// Largest non-bulk body the proxy buffers to inspect (search bodies, stats docs, …).
     pub max_small_body: usize,
+    /// Largest request head (request line and headers), bytes.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +69,7 @@ impl Default for Limits {
             max_chunk_inflated: 16 * 1024 * 1024,
             max_depth: 64,
             max_small_body: 64 * 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }

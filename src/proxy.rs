@@ -6,6 +6,8 @@ use crate::allowlist::{self, BodyRule, Route};
 use crate::auth::{self, Sensors};
 use crate::bulk::{BodyEncoding, BulkValidator};
 use crate::client_ip::{self, XffConfig};
+use crate::framing;
+use crate::metrics;
 use crate::policy::Policy;
 use crate::reject::Reject;
 use crate::upstream::Pool;
@@ -56,6 +58,8 @@ pub struct Ctx {
     /// Peer used by the current attempt and peers that failed to connect.
     peer: Option<usize>,
     failed: Vec<usize>,
+    /// In-flight count and upstream latency clock (metrics only).
+    obs: metrics::RequestObs,
 }
 
 const PROXY_ERROR_502: &[u8] = br#"{"error":"esproxy: no Elasticsearch node could be reached"}"#;
@@ -65,6 +69,12 @@ impl EsProxy {
     /// buffered body). `Ok` means forward.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Reject> {
         let snap = ctx.snap.clone().expect("snapshot set");
+        if let Some(h1) = session.as_downstream().as_http1() {
+            framing::check_head(
+                &h1.get_headers_raw_bytes(),
+                snap.policy.limits.max_header_bytes,
+            )?;
+        }
         let req = session.req_header();
 
         let peer = session
@@ -90,7 +100,9 @@ impl EsProxy {
             .iter()
             .map(|v| v.as_bytes())
             .collect();
-        let sensor = auth::authenticate(&snap.sensors, &creds, client)?;
+        // A verified TLS client certificate (esProxyClientCA) can stand in for the password.
+        let cert = crate::tls::client_cert(session).map(|c| c.names.as_slice());
+        let sensor = auth::authenticate_with_cert(&snap.sensors, &creds, client, cert)?;
         ctx.sensor = Some(sensor.clone());
 
         let target = std::str::from_utf8(req.raw_path())
@@ -157,6 +169,7 @@ impl EsProxy {
 
     /// Logs a refusal once, with who, from where, what and why.
     fn log_denial(&self, session: &Session, ctx: &Ctx, r: &Reject) {
+        metrics::denial(r.label());
         let req = session.req_header();
         warn!(
             "denied sensor={} ip={} method={} path={} reason={} detail={}",
@@ -193,7 +206,10 @@ impl ProxyHttp for EsProxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::default()
+        Ctx {
+            obs: metrics::RequestObs::start(),
+            ..Ctx::default()
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
@@ -213,6 +229,7 @@ impl ProxyHttp for EsProxy {
         match self.pool.select(&ctx.failed) {
             Some(chosen) => {
                 ctx.peer = Some(chosen.index);
+                ctx.obs.upstream_started();
                 Ok(chosen.peer)
             }
             None => Error::e_explain(
@@ -231,6 +248,7 @@ impl ProxyHttp for EsProxy {
     ) -> Box<Error> {
         if let Some(i) = ctx.peer.take() {
             self.pool.mark_down(i);
+            metrics::upstream_error(self.pool.name(i), "connect");
             ctx.failed.push(i);
         }
         // Nothing of the request has been sent yet, so another peer is always safe to try.
@@ -274,6 +292,18 @@ impl ProxyHttp for EsProxy {
         Ok(())
     }
 
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(i) = ctx.peer {
+            ctx.obs.upstream_responded(self.pool.name(i));
+        }
+        Ok(())
+    }
+
     async fn request_body_filter(
         &self,
         session: &mut Session,
@@ -294,9 +324,13 @@ impl ProxyHttp for EsProxy {
                     (true, false) => Some(Bytes::new()),
                     (false, _) => Some(out),
                 };
+                if end_of_stream {
+                    metrics::bulk_accepted(ctx.sensor.as_deref(), v.stats());
+                }
                 Ok(())
             }
             Err(r) => {
+                metrics::bulk_rejected(ctx.sensor.as_deref(), v.stats());
                 self.log_denial(session, ctx, &r);
                 let status = r.response().status;
                 ctx.reject = Some(r);
@@ -319,6 +353,9 @@ impl ProxyHttp for EsProxy {
                 }
                 _ => match e.esource() {
                     ErrorSource::Upstream => {
+                        if let Some(i) = ctx.peer {
+                            metrics::upstream_error(self.pool.name(i), "proxy");
+                        }
                         warn!(
                             "upstream error sensor={} path={}: {}",
                             ctx.sensor.as_deref().unwrap_or("-"),
@@ -360,6 +397,15 @@ impl ProxyHttp for EsProxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        metrics::request_finished(&metrics::Finished {
+            sensor: ctx.sensor.as_deref(),
+            method: &session.req_header().method,
+            route: ctx.route.as_ref().map(|r| r.class.label()),
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            received: session.body_bytes_read(),
+            sent: session.body_bytes_sent(),
+            upstream_sent: session.upstream_body_bytes_sent(),
+        });
         let Some(snap) = &ctx.snap else { return };
         if !snap.access_log {
             return;

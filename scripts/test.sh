@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, lints, unit + property + integration tests (the
-# integration tests start the real esproxy binary against real osmem-server upstreams), and
-# --check-config on every sample config. Installs what it needs first.
+# Runs every check and test: formatting, lints (hadolint on the Dockerfile too), unit + property
+# + integration tests (the integration tests start the real esproxy binary against real
+# osmem-server upstreams), and --check-config on every sample config. Installs what it needs
+# first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 OSMEM_SERVER_BIN="$(scripts/setup.sh | tail -n 1)"
 export OSMEM_SERVER_BIN
+
+# The Dockerfile cannot be built here (no Docker engine): lint it (hadolint from scripts/setup.sh).
+HADOLINT="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint"
+[ -x "$HADOLINT" ] || HADOLINT=hadolint
+"$HADOLINT" Dockerfile
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings

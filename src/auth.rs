@@ -197,11 +197,68 @@ pub fn authenticate(
     if let Some(tag) = &entry.tag {
         hmac::verify(&sensors.key, pass.as_bytes(), tag).map_err(|_| Reject::BadPassword)?;
     }
-    if let Some(nets) = &entry.sensor.ips {
+    check_ip(&entry.sensor, client)?;
+    Ok(user.to_string())
+}
+
+fn check_ip(sensor: &Sensor, client: IpAddr) -> Result<(), Reject> {
+    if let Some(nets) = &sensor.ips {
         let client = client.to_canonical();
         if !nets.iter().any(|n| n.contains(&client)) {
             return Err(Reject::IpNotAllowed(client));
         }
+    }
+    Ok(())
+}
+
+/// [`authenticate`] for a request whose TLS connection may carry a verified client certificate;
+/// `cert_names` are the node names it vouches for (`tls::ClientCert`: CNs, then DNS SANs).
+///
+/// - No certificate: exactly [`authenticate`].
+/// - Certificate and Basic credentials: [`authenticate`] in full (password included), and the
+///   Basic user must be one of the certificate's names: both must name the same node.
+/// - Certificate alone: the certificate must name exactly one configured sensor, which needs no
+///   password then; its IP list still applies.
+pub fn authenticate_with_cert(
+    sensors: &Sensors,
+    authorization: &[&[u8]],
+    client: IpAddr,
+    cert_names: Option<&[String]>,
+) -> Result<String, Reject> {
+    let Some(names) = cert_names else {
+        return authenticate(sensors, authorization, client);
+    };
+    if !authorization.is_empty() {
+        let user = authenticate(sensors, authorization, client)?;
+        if !names.contains(&user) {
+            return Err(Reject::CertMismatch(format!(
+                "Basic user {user:?} is not named by the certificate ({names:?})"
+            )));
+        }
+        return Ok(user);
+    }
+    let mut known: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .filter(|n| sensors.map.contains_key(*n))
+        .collect();
+    known.sort_unstable();
+    known.dedup();
+    let user = match known.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Reject::CertMismatch(format!(
+                "names no configured sensor ({names:?})"
+            )))
+        }
+        _ => {
+            return Err(Reject::CertMismatch(format!(
+                "names several sensors ({known:?}); send Basic credentials to pick one"
+            )))
+        }
+    };
+    if let Some(entry) = sensors.map.get(user) {
+        check_ip(&entry.sensor, client)?;
     }
     Ok(user.to_string())
 }
@@ -560,5 +617,65 @@ mod tests {
         names.sort();
         assert_eq!(names, ["nopass", "singapore01", "test", "toronto01"]);
         assert!(Sensors::default().is_empty());
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn certificate_alone_authenticates_the_one_sensor_it_names() {
+        let s = arkime();
+        let cert = names(&["toronto01", "toronto01.sensors.example"]);
+        assert_eq!(
+            authenticate_with_cert(&s, &[], ip("192.0.2.10"), Some(&cert)).unwrap(),
+            "toronto01"
+        );
+        // The sensor's IP list still applies.
+        assert_eq!(
+            authenticate_with_cert(&s, &[], ip("192.0.2.11"), Some(&cert)),
+            Err(Reject::IpNotAllowed(ip("192.0.2.11")))
+        );
+    }
+
+    #[test]
+    fn certificate_naming_no_sensor_or_several_is_refused_without_basic() {
+        let s = arkime();
+        let none = names(&["intruder.example"]);
+        assert!(matches!(
+            authenticate_with_cert(&s, &[], ip("192.0.2.10"), Some(&none)),
+            Err(Reject::CertMismatch(_))
+        ));
+        let two = names(&["toronto01", "singapore01"]);
+        assert!(matches!(
+            authenticate_with_cert(&s, &[], ip("198.51.100.7"), Some(&two)),
+            Err(Reject::CertMismatch(_))
+        ));
+        assert_eq!(
+            authenticate_with_cert(&s, &[], ip("127.0.0.1"), None),
+            Err(Reject::NoCredentials)
+        );
+    }
+
+    #[test]
+    fn certificate_and_basic_must_name_the_same_sensor() {
+        let s = arkime();
+        let cert = names(&["toronto01"]);
+        let good = basic("toronto01:torontorules");
+        assert_eq!(
+            authenticate_with_cert(&s, &[good.as_bytes()], ip("192.0.2.10"), Some(&cert)).unwrap(),
+            "toronto01"
+        );
+        let other = basic("test:test");
+        assert!(matches!(
+            authenticate_with_cert(&s, &[other.as_bytes()], ip("127.0.0.1"), Some(&cert)),
+            Err(Reject::CertMismatch(_))
+        ));
+        // Basic is checked in full even with a matching certificate.
+        let wrong = basic("toronto01:nope");
+        assert_eq!(
+            authenticate_with_cert(&s, &[wrong.as_bytes()], ip("192.0.2.10"), Some(&cert)),
+            Err(Reject::BadPassword)
+        );
     }
 }

@@ -4,15 +4,21 @@
 //! Every request goes through these decisions, in this order, each owned by one module:
 //!
 //! ```text
+//! connection  ──► proxy_protocol (PROXY v1/v2 header → the socket peer, read before HTTP/TLS)
+//!             ──► tls        (listener certificate; a verified client certificate → node names)
 //! socket peer ──► client_ip  (XFF / trusted proxies → the client's IP; never allows or denies by itself)
-//!             ──► auth       (Basic credentials + client IP → sensor name, or Reject → 401)
+//!             ──► auth       (Basic and/or certificate names + client IP → sensor name, or 401)
 //!             ──► allowlist  (method + canonical path + query → Route, or Reject → 400)
 //!             ──► upstream   (pick a healthy ES peer; TLS; our credentials replace the sensor's)
 //!             ──► bulk       (per body chunk: only complete, validated lines go upstream)
+//!             ──► tee        (the validated bytes, mirrored in the background; never waits)
+//!             ──► replay     (a held bulk ES refused with 429/503 or lost is sent again)
 //!             ──► proxy      (glue: calls the above in order, maps Reject → response, logs denials)
 //! ```
 //! `config` is the only module that reads files; `reject` is the only place a refusal becomes a
 //! status code and body; `json` is the one strict JSON reader the body checks share.
+//! Around the data path: `metrics` records what happened (never decides), `reload` swaps the
+//! per-request settings on SIGHUP and ends the process after a graceful-shutdown drain.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -28,8 +34,8 @@ pub mod policy;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod reject;
+pub mod reload;
 pub mod replay;
 pub mod tee;
 pub mod tls;
-pub mod reload;
 pub mod upstream;

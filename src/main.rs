@@ -4,7 +4,12 @@
 use arc_swap::ArcSwap;
 use clap::Parser;
 use esproxy::config::Config;
-use esproxy::proxy::{EsProxy, Snapshot};
+use esproxy::metrics;
+use esproxy::proxy::EsProxy;
+use esproxy::proxy_protocol::ProxyProtocolApp;
+use esproxy::reload::{self, Drain, Reloader};
+use esproxy::replay::Replayer;
+use esproxy::tee::Tee;
 use esproxy::upstream::{HealthCheck, Pool};
 use log::{error, info, warn};
 use pingora::listeners::TcpSocketOptions;
@@ -66,6 +71,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The tee's pool is validated the same way (its own hosts and certificates).
+    let tee = match Tee::from_config(config.tee.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "esproxy: config error: {}: [tee] {e}",
+                config.file.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    // Listener certificate and key are checked here, so a bad pair is a config error (exit 2).
+    let tls_settings = match config
+        .listen
+        .tls
+        .as_ref()
+        .map(esproxy::tls::server_settings)
+    {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("esproxy: config error: {}: {e}", config.file.display());
+            return ExitCode::from(2);
+        }
+    };
     if cli.check_config {
         println!(
             "{}: OK (node section [{}], {} sensor(s), {} upstream(s))",
@@ -76,10 +106,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    run(cli, config, pool)
+    run(cli, config, pool, tee, tls_settings)
 }
 
-fn run(cli: Cli, config: Config, pool: Arc<Pool>) -> ExitCode {
+fn run(
+    cli: Cli,
+    config: Config,
+    pool: Arc<Pool>,
+    tee: Option<Arc<Tee>>,
+    tls_settings: Option<pingora::listeners::tls::TlsSettings>,
+) -> ExitCode {
+    // From here on a SIGHUP means "reload", never the default "terminate".
+    reload::install_sighup_guard();
     let opt = Opt {
         upgrade: cli.upgrade,
         daemon: false,
@@ -91,49 +129,80 @@ fn run(cli: Cli, config: Config, pool: Arc<Pool>) -> ExitCode {
         threads: config.threads.max(1),
         grace_period_seconds: Some(config.grace_period.as_secs()),
         graceful_shutdown_timeout_seconds: Some(config.grace_period.as_secs().clamp(1, 10)),
+        upgrade_sock: reload::upgrade_socket(&config.listen),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let snapshot = Arc::new(ArcSwap::from_pointee(Snapshot {
-        policy: config.policy.clone(),
-        sensors: config.sensors.clone(),
-        xff: config.xff.clone(),
-        access_log: config.access_log,
-    }));
+    // The per-request settings, swapped as a whole on SIGHUP (src/reload.rs).
+    let snapshot = Arc::new(ArcSwap::from_pointee(reload::snapshot(&config)));
+    metrics::set_sensors(config.sensors.names());
     let app = EsProxy {
-        snapshot,
+        snapshot: snapshot.clone(),
         pool: pool.clone(),
+        tee: tee.clone(),
+        replayer: Arc::new(Replayer::new(pool.clone())),
     };
-    let mut svc =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, app, "esproxy");
+    // The HTTP app behind a wrapper that reads PROXY protocol headers on plain TCP (TLS
+    // listeners read them in Pingora's pre-TLS hook instead).
+    let proxy = pingora::proxy::http_proxy(&server.configuration, app);
+    let plain_proxy_protocol = config.listen.proxy_protocol && tls_settings.is_none();
+    let mut svc = pingora::services::listening::Service::new(
+        "esproxy".to_string(),
+        ProxyProtocolApp::new(proxy, plain_proxy_protocol),
+    );
     let addr = config.listen.bind_addr();
-    match &config.listen.tls {
-        Some(tls) => {
-            let cert = tls.cert.to_string_lossy();
-            let key = tls.key.to_string_lossy();
-            match pingora::listeners::tls::TlsSettings::intermediate(&cert, &key) {
-                Ok(settings) => svc.add_tls_with_settings(&addr, Some(sock_opts(&addr)), settings),
-                Err(e) => {
-                    eprintln!("esproxy: config error: certFile/keyFile ({cert}, {key}): {e}");
-                    return ExitCode::from(2);
-                }
+    match tls_settings {
+        Some(settings) => {
+            if config.listen.proxy_protocol {
+                svc.endpoints()
+                    .set_pre_tls_callback(Arc::new(esproxy::proxy_protocol::PreTlsHeader));
             }
+            svc.add_tls_with_settings(&addr, Some(sock_opts(&addr)), settings)
         }
         None => svc.add_tcp_with_settings(&addr, sock_opts(&addr)),
     }
     server.add_service(svc);
+    if let Some(maddr) = config.metrics {
+        server.add_service(metrics::service(maddr, pool.clone(), tee.clone()));
+        info!("metrics on http://{maddr}/metrics");
+    }
     server.add_service(background_service(
         "es health check",
         HealthCheck::new(pool),
     ));
+    if let Some(tee) = &tee {
+        server.add_service(background_service(
+            "tee health check",
+            HealthCheck::new(tee.pool()),
+        ));
+    }
+    server.add_service(background_service(
+        "config reload",
+        Reloader::new(config.clone(), cli.node.clone(), snapshot),
+    ));
+    // Exit as soon as a graceful shutdown has nothing left in flight (Pingora alone would sleep
+    // the whole grace period).
+    let mut drain = Drain::new(config.grace_period);
+    if let Some(tee) = tee.clone() {
+        // Mirrors still streaming to the tee finish too (a cut one is lost to the tee).
+        drain = drain.also_wait_for(move || tee.in_flight());
+    }
+    server.add_service(background_service("shutdown drain", drain));
     info!(
         "esproxy listening on {addr} ({}), node section [{}], {} sensor(s), strict={}",
-        if config.listen.tls.is_some() {
-            "https"
-        } else {
-            "http"
+        match (&config.listen.tls, config.listen.proxy_protocol) {
+            (None, false) => "http",
+            (None, true) => "http after a PROXY header",
+            (Some(t), pp) => match (t.client_ca.is_some(), t.client_cert_required, pp) {
+                (false, _, false) => "https",
+                (false, _, true) => "https after a PROXY header",
+                (true, false, false) => "https, client certificates optional",
+                (true, true, false) => "https, client certificates required",
+                (true, false, true) => "https after a PROXY header, client certificates optional",
+                (true, true, true) => "https after a PROXY header, client certificates required",
+            },
         },
         config.node,
         config.sensors.len(),

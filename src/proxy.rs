@@ -10,6 +10,8 @@ use crate::framing;
 use crate::metrics;
 use crate::policy::Policy;
 use crate::reject::Reject;
+use crate::replay::{self, Held, Replayer};
+use crate::tee::{Slot as TeeSlot, Tee};
 use crate::upstream::Pool;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -21,6 +23,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The part of the configuration every request reads, swapped atomically on reload: a request
 /// keeps the snapshot it started with.
@@ -41,6 +44,10 @@ pub struct EsProxy {
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     /// The ES peers.
     pub pool: Arc<Pool>,
+    /// The `[tee]` mirror, if configured.
+    pub tee: Option<Arc<Tee>>,
+    /// Re-sends held bulks ES refused with 429/503 or lost (src/replay.rs).
+    pub replayer: Arc<Replayer>,
 }
 
 /// Per-request state.
@@ -60,6 +67,17 @@ pub struct Ctx {
     failed: Vec<usize>,
     /// In-flight count and upstream latency clock (metrics only).
     obs: metrics::RequestObs,
+    /// When the request arrived (the replay budget counts from here).
+    started: Option<Instant>,
+    /// This request's mirror to the tee.
+    tee: TeeSlot,
+    /// A bulk's validated body, held for replay, and its upstream header as first sent.
+    held: Option<Held>,
+    upstream_head: Option<RequestHeader>,
+    /// ES answered a held bulk with 429/503: `fail_to_proxy` replays it.
+    backpressure: bool,
+    /// The failed attempt was made good by a replay (logged by the replayer, not as an error).
+    replayed: bool,
 }
 
 const PROXY_ERROR_502: &[u8] = br#"{"error":"esproxy: no Elasticsearch node could be reached"}"#;
@@ -167,9 +185,66 @@ impl EsProxy {
         Ok(())
     }
 
+    /// A new upstream attempt: bulks start holding their validated body (for replay) and keep
+    /// the header as sent; the tee mirror starts once, with this header.
+    fn start_attempt(&self, session: &Session, up: &RequestHeader, ctx: &mut Ctx) {
+        if is_bulk(ctx) {
+            match ctx.held.as_mut() {
+                Some(h) => h.reset(),
+                None => ctx.held = self.replayer.hold(content_length(up)),
+            }
+            ctx.upstream_head = Some(up.clone());
+        }
+        ctx.tee.new_attempt();
+        if let (Some(tee), true) = (&self.tee, ctx.tee.is_idle()) {
+            ctx.tee = tee.start(up, request_has_body(session.req_header()));
+        }
+    }
+
+    /// Re-sends a bulk whose attempt failed (ES back-pressure, or the connection to ES broke)
+    /// from its held, validated body. `Some(status)` when an answer was written to the sensor.
+    async fn replay_bulk(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> Option<u16> {
+        let upstream_broke = matches!(e.esource(), ErrorSource::Upstream)
+            && !matches!(e.etype(), ErrorType::HTTPStatus(_));
+        if !(ctx.backpressure || upstream_broke) || ctx.reject.is_some() {
+            return None;
+        }
+        let head = ctx.upstream_head.clone()?;
+        let deadline = ctx.started.unwrap_or_else(Instant::now) + replay::BUDGET;
+        // The rest of the body the sensor is still sending: validate and hold it too.
+        while !ctx.held.as_ref()?.is_complete() {
+            if !ctx.held.as_ref()?.is_holding() {
+                return None;
+            }
+            let read = tokio::time::timeout_at(deadline.into(), session.read_request_body());
+            let chunk = read.await.ok()?.ok()?;
+            let eos = chunk.is_none() || session.is_body_done();
+            let out = match ctx.validator.as_mut() {
+                None => chunk,
+                Some(v) => match v.feed(chunk.unwrap_or_default(), eos) {
+                    Ok(out) => Some(out),
+                    Err(r) => {
+                        self.log_denial(session, ctx, &r);
+                        ctx.tee.abort();
+                        ctx.held = None;
+                        ctx.validator = None;
+                        let code = self.respond_reject(session, &r).await.unwrap_or(0);
+                        ctx.reject = Some(r);
+                        return Some(code);
+                    }
+                },
+            };
+            after_validation(ctx, out.as_ref(), eos);
+        }
+        let held = ctx.held.as_ref()?;
+        let answer = self.replayer.run(&head, held, ctx.peer, deadline).await?;
+        ctx.replayed = true;
+        Some(respond_answer(session, answer).await)
+    }
+
     /// Logs a refusal once, with who, from where, what and why.
     fn log_denial(&self, session: &Session, ctx: &Ctx, r: &Reject) {
-        metrics::denial(r.label());
+        metrics::denial(ctx.sensor.as_deref(), r.label());
         let req = session.req_header();
         warn!(
             "denied sensor={} ip={} method={} path={} reason={} detail={}",
@@ -213,6 +288,7 @@ impl ProxyHttp for EsProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        ctx.started = Some(Instant::now());
         ctx.snap = Some(self.snapshot.load_full());
         match self.admit(session, ctx).await {
             Ok(()) => Ok(false),
@@ -260,7 +336,7 @@ impl ProxyHttp for EsProxy {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         up: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -269,12 +345,7 @@ impl ProxyHttp for EsProxy {
         // The canonical target that was validated, never the raw one.
         up.set_raw_path(route.forward.as_bytes())?;
         // The sensor's credentials never go upstream; ours replace them.
-        up.remove_header(&http::header::AUTHORIZATION);
-        up.remove_header(&http::header::PROXY_AUTHORIZATION);
-        if let Some(a) = self.pool.authorization(idx) {
-            up.insert_header(http::header::AUTHORIZATION, a)?;
-        }
-        up.insert_header(http::header::HOST, self.pool.host_header(idx))?;
+        self.pool.prepare_header(idx, up)?;
         // Our own X-Forwarded-For, never the raw one.
         if let Some(snap) = &ctx.snap {
             up.remove_header(snap.xff.header_name());
@@ -289,7 +360,58 @@ impl ProxyHttp for EsProxy {
             up.remove_header(&http::header::CONTENT_ENCODING);
             up.remove_header(&http::header::CONTENT_LENGTH);
         }
+        self.start_attempt(session, up, ctx);
         Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // ES back-pressure on a bulk we hold (the rest of its body is read and held by
+        // `fail_to_proxy`): re-send it ourselves rather than hand the sensor a status it would
+        // drop the bulk on.
+        if Replayer::is_backpressure(resp.status.as_u16())
+            && !ctx.backpressure
+            && ctx.held.as_ref().is_some_and(Held::is_holding)
+            && ctx
+                .started
+                .is_some_and(|t| t.elapsed() + replay::MIN_LEFT < replay::BUDGET)
+        {
+            ctx.backpressure = true;
+            return Error::e_explain(
+                ErrorType::Custom("es back-pressure"),
+                "Elasticsearch answered 429/503 to a held bulk",
+            );
+        }
+        Ok(())
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut Ctx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        // Pingora never re-sends a bulk (its retry buffer keeps only 64 KiB of raw body, and the
+        // validator would run twice): `fail_to_proxy` replays it from the held body. Anything
+        // else is re-sent only when the failure proves ES never took it (ReusedOnly: a pooled
+        // keep-alive connection ES had closed, no byte of answer) and the whole body is in the
+        // retry buffer.
+        if is_bulk(ctx) || ctx.reject.is_some() || session.as_ref().retry_buffer_truncated() {
+            e.set_retry(false);
+        } else if matches!(e.retry, RetryType::ReusedOnly) {
+            e.retry.decide_reuse(client_reused);
+        } else if !session.req_header().method.is_idempotent() {
+            // Any other failure may have reached ES: never re-send a write.
+            e.set_retry(false);
+        }
+        e
     }
 
     async fn upstream_response_filter(
@@ -312,6 +434,7 @@ impl ProxyHttp for EsProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let Some(v) = ctx.validator.as_mut() else {
+            after_validation(ctx, body.as_ref(), end_of_stream);
             return Ok(());
         };
         let chunk = body.take().unwrap_or_default();
@@ -327,6 +450,7 @@ impl ProxyHttp for EsProxy {
                 if end_of_stream {
                     metrics::bulk_accepted(ctx.sensor.as_deref(), v.stats());
                 }
+                after_validation(ctx, body.as_ref(), end_of_stream);
                 Ok(())
             }
             Err(r) => {
@@ -335,13 +459,22 @@ impl ProxyHttp for EsProxy {
                 let status = r.response().status;
                 ctx.reject = Some(r);
                 ctx.validator = None;
+                ctx.tee.abort();
+                ctx.held = None;
                 Error::e_explain(ErrorType::HTTPStatus(status), "request body refused")
             }
         }
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let code = if session.response_written().is_some() {
+        let replayed = if session.response_written().is_none() {
+            self.replay_bulk(session, e, ctx).await
+        } else {
+            None
+        };
+        let code = if let Some(code) = replayed {
+            code
+        } else if session.response_written().is_some() {
             0
         } else if let Some(r) = ctx.reject.clone() {
             self.respond_reject(session, &r).await.unwrap_or(0)
@@ -392,11 +525,14 @@ impl ProxyHttp for EsProxy {
     }
 
     fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _error: &Error) -> bool {
-        // Our own refusals are already logged once, with their reason.
-        ctx.reject.is_some()
+        // Our own refusals are already logged once, with their reason; a replayed bulk by the
+        // replayer.
+        ctx.reject.is_some() || ctx.replayed
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        // A mirror that did not get the end of the body is cut off, never completed.
+        ctx.tee.finish();
         metrics::request_finished(&metrics::Finished {
             sensor: ctx.sensor.as_deref(),
             method: &session.req_header().method,
@@ -421,6 +557,49 @@ impl ProxyHttp for EsProxy {
             ctx.route.as_ref().map_or("-", |r| r.class.label()),
             e.map_or(String::new(), |e| format!(" error={:?}", e.etype())),
         );
+    }
+}
+
+fn is_bulk(ctx: &Ctx) -> bool {
+    ctx.route
+        .as_ref()
+        .is_some_and(|r| matches!(r.body, BodyRule::Bulk))
+}
+
+/// Validated bytes (or a body that needs no validation) go to the replay hold and the tee.
+fn after_validation(ctx: &mut Ctx, out: Option<&Bytes>, eos: bool) {
+    if let Some(h) = ctx.held.as_mut() {
+        if let Some(b) = out {
+            h.push(b);
+        }
+        if eos {
+            h.finish();
+        }
+    }
+    ctx.tee.feed(out, eos);
+}
+
+/// Relays ES's answer to a replayed bulk (buffered whole, so framed by length).
+async fn respond_answer(session: &mut Session, a: replay::Answer) -> u16 {
+    let status = a.header.status.as_u16();
+    let write = async {
+        let mut h = a.header;
+        for name in [
+            http::header::TRANSFER_ENCODING,
+            http::header::CONNECTION,
+            http::header::CONTENT_LENGTH,
+        ] {
+            h.remove_header(&name);
+        }
+        h.remove_header("Keep-Alive");
+        h.insert_header(http::header::CONTENT_LENGTH, a.body.len().to_string())?;
+        session.set_keepalive(None);
+        session.write_response_header(Box::new(h), false).await?;
+        session.write_response_body(Some(a.body), true).await
+    };
+    match write.await {
+        Ok(()) => status,
+        Err(_) => 0,
     }
 }
 

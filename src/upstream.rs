@@ -14,7 +14,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::{parse_x509, CertKey, WrappedX509};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,12 @@ pub enum UpstreamError {
         authority: String,
         /// The resolver's answer.
         reason: String,
+    },
+    /// An https URL without a host name: Pingora would skip every certificate check.
+    #[error("elasticsearch URL {url}: https needs a host name for SNI and certificate checks")]
+    EmptySni {
+        /// The URL as configured (without credentials).
+        url: String,
     },
     /// A certificate or key file could not be read or holds nothing usable.
     #[error("{setting} = {path}: {reason}")]
@@ -51,7 +57,13 @@ struct PeerSlot {
     host_header: String,
     authorization: Option<String>,
     healthy: AtomicBool,
+    /// Consecutive failed health checks.
+    failed_checks: AtomicU32,
 }
+
+/// Failed health checks in a row before a peer is marked down (one slow answer from a busy node
+/// must not take it out of the pool; a refused connect still marks it down at once).
+const FAILS_TO_MARK_DOWN: u32 = 2;
 
 /// The pool of ES nodes from one `elasticsearch=` list.
 pub struct Pool {
@@ -87,8 +99,13 @@ impl Pool {
         };
         let mut slots = Vec::with_capacity(up.urls.len());
         for url in &up.urls {
-            let addr = resolve(url)?;
             // An empty SNI makes Pingora skip every certificate check: always name the host.
+            if url.https && url.host.trim().is_empty() {
+                return Err(UpstreamError::EmptySni {
+                    url: format!("https://{}", url.authority()),
+                });
+            }
+            let addr = resolve(url)?;
             let mut peer = HttpPeer::new(addr, url.https, url.host.clone());
             peer.options.verify_cert = !up.tls.insecure;
             peer.options.verify_hostname = !up.tls.insecure;
@@ -109,6 +126,7 @@ impl Pool {
                 host_header: url.authority(),
                 authorization: up.authorization_for(url).map(str::to_string),
                 healthy: AtomicBool::new(true),
+                failed_checks: AtomicU32::new(0),
             });
         }
         Ok(Pool {
@@ -118,6 +136,32 @@ impl Pool {
             health_interval: up.health.interval,
             health_timeout: up.health.timeout,
         })
+    }
+
+    /// Sets read and write timeouts on every peer (used for the tee, whose connections must
+    /// never hang on a black-holed node).
+    pub fn set_io_timeout(&mut self, t: Duration) {
+        for s in &mut self.slots {
+            s.template.options.read_timeout = Some(t);
+            s.template.options.write_timeout = Some(t);
+        }
+    }
+
+    /// A connection template for peer `index` (for requests we send ourselves: tee, replay).
+    pub fn peer(&self, index: usize) -> HttpPeer {
+        self.slots[index].template.clone()
+    }
+
+    /// Puts this peer's `Host` and our credentials for it on an upstream request, in place of
+    /// whatever the sensor sent.
+    pub fn prepare_header(&self, index: usize, req: &mut RequestHeader) -> pingora::Result<()> {
+        req.remove_header(&http::header::AUTHORIZATION);
+        req.remove_header(&http::header::PROXY_AUTHORIZATION);
+        if let Some(a) = self.authorization(index) {
+            req.insert_header(http::header::AUTHORIZATION, a)?;
+        }
+        req.insert_header(http::header::HOST, self.host_header(index))?;
+        Ok(())
     }
 
     /// Number of peers.
@@ -189,12 +233,21 @@ impl Pool {
         self.slots[index].healthy.load(Ordering::Relaxed)
     }
 
-    /// Probes every peer once (GET health path, any status below 500 is healthy).
+    /// Probes every peer once (GET health path, any status below 500 is healthy). A peer is
+    /// marked down after [`FAILS_TO_MARK_DOWN`] failures in a row, and up after one success.
     pub async fn check_all(&self, connector: &Connector) {
         for (i, slot) in self.slots.iter().enumerate() {
-            let ok = tokio::time::timeout(self.health_timeout, self.probe(connector, i))
+            let passed = tokio::time::timeout(self.health_timeout, self.probe(connector, i))
                 .await
                 .unwrap_or(false);
+            let ok = if passed {
+                slot.failed_checks.store(0, Ordering::Relaxed);
+                true
+            } else {
+                let n = slot.failed_checks.fetch_add(1, Ordering::Relaxed) + 1;
+                // A peer already down (refused connect) stays down on its first failed check.
+                n < FAILS_TO_MARK_DOWN && slot.healthy.load(Ordering::Relaxed)
+            };
             let was = slot.healthy.swap(ok, Ordering::Relaxed);
             if was != ok {
                 if ok {
@@ -336,16 +389,166 @@ fn load_cert_key(cert: &Path, key: &Path, pass: Option<&str>) -> Result<CertKey,
         path: key.to_path_buf(),
         reason,
     };
-    if String::from_utf8_lossy(&key_pem).contains("ENCRYPTED") {
-        let _ = pass;
-        return Err(bad(
-            "encrypted private keys (esClientKeyPass) are not supported yet; decrypt it with \
-             `openssl pkey -in KEY -out KEY.plain`"
-                .into(),
-        ));
+    let der = key_der(&key_pem, pass).map_err(bad)?;
+    Ok(CertKey::new(certs, der))
+}
+
+/// The DER private key from a PEM file: PKCS#1, PKCS#8 or SEC1 in the clear, or PKCS#8
+/// `ENCRYPTED PRIVATE KEY` (PBES2) decrypted with `esClientKeyPass`.
+fn key_der(pem: &[u8], pass: Option<&str>) -> Result<Vec<u8>, String> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+        let pass =
+            pass.ok_or("the key is encrypted (PKCS#8) but esClientKeyPass is not set".to_string())?;
+        let start = text
+            .find("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            .unwrap_or(0);
+        let (_, doc) = pkcs8::SecretDocument::from_pem(&text[start..])
+            .map_err(|e| format!("bad ENCRYPTED PRIVATE KEY PEM: {e}"))?;
+        let enc = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
+            .map_err(|e| format!("bad ENCRYPTED PRIVATE KEY: {e}"))?;
+        let plain = enc.decrypt(pass.as_bytes()).map_err(|e| {
+            format!(
+                "cannot decrypt with esClientKeyPass (wrong passphrase or unsupported cipher): {e}"
+            )
+        })?;
+        return Ok(plain.as_bytes().to_vec());
     }
-    let der = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| bad(format!("bad PEM: {e}")))?
-        .ok_or_else(|| bad("no PRIVATE KEY block (PKCS#1, PKCS#8 or SEC1) found".into()))?;
-    Ok(CertKey::new(certs, der.secret_der().to_vec()))
+    if text.contains("Proc-Type: 4,ENCRYPTED") {
+        return Err(
+            "legacy OpenSSL-encrypted key: convert it to encrypted PKCS#8 with \
+                    `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8`"
+                .into(),
+        );
+    }
+    let der = rustls_pemfile::private_key(&mut &pem[..])
+        .map_err(|e| format!("bad PEM: {e}"))?
+        .ok_or_else(|| "no PRIVATE KEY block (PKCS#1, PKCS#8 or SEC1) found".to_string())?;
+    Ok(der.secret_der().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encrypted_pem(der: &[u8], pass: &str) -> String {
+        let pki = pkcs8::PrivateKeyInfo::try_from(der).unwrap();
+        let params =
+            pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[7; 16], &[9; 16])
+                .unwrap();
+        let doc = pki.encrypt_with_params(params, pass).unwrap();
+        doc.to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string()
+    }
+
+    fn files(tag: &str, cert: &str, key: &str) -> (PathBuf, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("esproxy-upstream-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&c, cert).unwrap();
+        std::fs::write(&k, key).unwrap();
+        (c, k)
+    }
+
+    #[test]
+    fn encrypted_pkcs8_client_key_is_decrypted_with_its_passphrase() {
+        let ck = rcgen::generate_simple_self_signed(vec!["client".into()]).unwrap();
+        let plain = ck.key_pair.serialize_der();
+        let (c, k) = files("enc", &ck.cert.pem(), &encrypted_pem(&plain, "hunter2"));
+        assert!(load_cert_key(&c, &k, Some("hunter2")).is_ok());
+        assert_eq!(
+            key_der(&std::fs::read(&k).unwrap(), Some("hunter2")).unwrap(),
+            plain
+        );
+        let e = load_cert_key(&c, &k, Some("wrong"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("esClientKey") && e.contains("cannot decrypt"),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = load_cert_key(&c, &k, None).err().unwrap().to_string();
+        assert!(e.contains("esClientKeyPass is not set"), "{e}");
+    }
+
+    #[test]
+    fn plain_client_key_loads_and_legacy_encryption_is_explained() {
+        let ck = rcgen::generate_simple_self_signed(vec!["client".into()]).unwrap();
+        let (c, k) = files("plain", &ck.cert.pem(), &ck.key_pair.serialize_pem());
+        assert!(load_cert_key(&c, &k, None).is_ok());
+        let legacy = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        let e = key_der(legacy.as_bytes(), Some("x")).unwrap_err();
+        assert!(e.contains("openssl pkcs8 -topk8"), "{e}");
+    }
+
+    #[test]
+    fn https_url_without_host_is_refused_rather_than_unverified() {
+        let up = Upstream {
+            urls: vec![EsUrl {
+                https: true,
+                host: String::new(),
+                port: 9200,
+                authorization: None,
+            }],
+            authorization: None,
+            tls: Default::default(),
+            health: crate::config::HealthCheck {
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(2),
+                path: "/".into(),
+            },
+        };
+        let e = Pool::new(&up).err().expect("refused").to_string();
+        assert!(e.contains("SNI"), "{e}");
+    }
+
+    #[test]
+    fn ca_bundle_keeps_every_certificate() {
+        let a = rcgen::generate_simple_self_signed(vec!["a".into()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["b".into()]).unwrap();
+        let (c, _) = files("bundle", &format!("{}{}", a.cert.pem(), b.cert.pem()), "");
+        assert_eq!(load_ca_bundle(&c).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn round_robin_skips_down_peers_and_excluded_ones() {
+        let url = |port| EsUrl {
+            https: false,
+            host: "127.0.0.1".into(),
+            port,
+            authorization: None,
+        };
+        let up = Upstream {
+            urls: vec![url(9201), url(9202), url(9203)],
+            authorization: Some("ApiKey k".into()),
+            tls: Default::default(),
+            health: crate::config::HealthCheck {
+                interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(2),
+                path: "/".into(),
+            },
+        };
+        let pool = Pool::new(&up).unwrap();
+        let picks: Vec<usize> = (0..6).map(|_| pool.select(&[]).unwrap().index).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+        pool.mark_down(1);
+        let picks: Vec<usize> = (0..4).map(|_| pool.select(&[]).unwrap().index).collect();
+        assert!(!picks.contains(&1), "{picks:?}");
+        assert_ne!(pool.select(&[0]).unwrap().index, 0);
+        // Every peer down: still try one rather than fail outright.
+        pool.mark_down(0);
+        pool.mark_down(2);
+        assert!(pool.select(&[]).is_some());
+        assert!(pool.select(&[0, 1, 2]).is_none());
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("Authorization", "Basic c2Vuc29yOnB3")
+            .unwrap();
+        pool.prepare_header(2, &mut req).unwrap();
+        assert_eq!(req.headers.get("authorization").unwrap(), "ApiKey k");
+        assert_eq!(req.headers.get("host").unwrap(), "127.0.0.1:9203");
+    }
 }

@@ -18,7 +18,7 @@ pub struct Framer {
     unit_start: usize,
     /// End (after the `\n`) of the last finished unit: everything before is validated.
     done_end: usize,
-    /// Start of the last finished unit (for holding it back until a gzip trailer is checked).
+    /// Start of the last finished unit (a gzip body holds it back until end of stream).
     last_unit_start: usize,
 }
 
@@ -74,7 +74,7 @@ impl Framer {
     }
 
     /// How many leading bytes may go upstream: every finished unit, or all but the last one
-    /// when `hold_last` (a gzip body whose trailer has not been checked yet).
+    /// when `hold_last` (a gzip body before end of stream).
     pub fn releasable(&self, hold_last: bool) -> usize {
         if hold_last {
             self.last_unit_start

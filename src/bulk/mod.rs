@@ -549,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn gzip_last_unit_waits_for_the_trailer() {
+    fn gzip_last_unit_waits_for_the_trailer_and_end_of_stream() {
         let body = pair(SENSOR).repeat(3);
         let g = gz(body.as_bytes());
         let (head, trailer) = g.split_at(g.len() - 8);
@@ -558,6 +558,22 @@ mod tests {
         assert_eq!(first, pair(SENSOR).repeat(2).as_bytes());
         let rest = v.feed(Bytes::copy_from_slice(trailer), true).unwrap();
         assert_eq!(rest, pair(SENSOR).as_bytes());
+        // A good trailer without end of stream still holds the last unit: garbage may follow.
+        let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip);
+        assert_eq!(
+            v.feed(Bytes::from(g.clone()), false).unwrap(),
+            pair(SENSOR).repeat(2).as_bytes()
+        );
+        assert!(matches!(
+            v.feed(Bytes::from_static(b"\0"), true),
+            Err(Reject::BadEncoding(_))
+        ));
+        let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip);
+        assert_eq!(
+            v.feed(Bytes::from(g), false).unwrap(),
+            pair(SENSOR).repeat(2).as_bytes()
+        );
+        assert_eq!(v.feed(Bytes::new(), true).unwrap(), pair(SENSOR).as_bytes());
     }
 
     #[test]
@@ -732,6 +748,7 @@ mod tests {
                 prop_assert_eq!(&w[..], &out[..]);
             }
             if damage != 0 {
+                // A damaged body never goes upstream whole: its last unit is held to the end.
                 prop_assert!(r.is_err());
                 prop_assert!(out.len() < body.len() || body.is_empty());
             }
@@ -767,74 +784,5 @@ mod tests {
             prop_assert!(out.len() <= before.concat().len());
             prop_assert!(body.as_bytes().starts_with(&out));
         }
-    }
-}
-
-#[cfg(test)]
-mod perf_probe {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn perf_probe() {
-        let doc = include_str!("testdata/session-2102.json").trim_end();
-        let action = r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-XyFr4-nVi-Pfro7SVr4ix4J5"}}"#;
-        let body = format!("{action}\n{doc}\n").repeat(480);
-        let p = Policy::default();
-        let iters = 300;
-        // scanner only
-        let mut sc = scan::Scanner::new();
-        let t = std::time::Instant::now();
-        for _ in 0..iters * 480 {
-            std::hint::black_box(
-                sc.scan(std::hint::black_box(doc.as_bytes()), 64, Some(b"node"))
-                    .unwrap(),
-            );
-        }
-        let el = t.elapsed().as_secs_f64();
-        eprintln!(
-            "scan: {:.2} GB/s",
-            (doc.len() * 480 * iters) as f64 / el / 1e9
-        );
-        let t = std::time::Instant::now();
-        for _ in 0..iters {
-            std::hint::black_box(crate::json::parse_strict(doc.as_bytes(), 64).unwrap());
-        }
-        eprintln!(
-            "parse_strict: {:.3} GB/s",
-            (doc.len() * iters) as f64 / t.elapsed().as_secs_f64() / 1e9
-        );
-        // whole validator, 64 KiB chunks
-        let b = Bytes::from(body.clone());
-        let t = std::time::Instant::now();
-        for _ in 0..iters {
-            let mut v = BulkValidator::new(&p, "toronto01", BodyEncoding::Identity);
-            let mut at = 0;
-            while at < b.len() {
-                let end = (at + 65536).min(b.len());
-                std::hint::black_box(v.feed(b.slice(at..end), end == b.len()).unwrap());
-                at = end;
-            }
-        }
-        eprintln!(
-            "validator plain: {:.2} GB/s",
-            (body.len() * iters) as f64 / t.elapsed().as_secs_f64() / 1e9
-        );
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-        std::io::Write::write_all(&mut e, body.as_bytes()).unwrap();
-        let g = Bytes::from(e.finish().unwrap());
-        let t = std::time::Instant::now();
-        for _ in 0..iters / 10 {
-            let mut v = BulkValidator::new(&p, "toronto01", BodyEncoding::Gzip);
-            let mut at = 0;
-            while at < g.len() {
-                let end = (at + 65536).min(g.len());
-                std::hint::black_box(v.feed(g.slice(at..end), end == g.len()).unwrap());
-                at = end;
-            }
-        }
-        eprintln!(
-            "validator gzip: {:.2} GB/s inflated",
-            (body.len() * iters / 10) as f64 / t.elapsed().as_secs_f64() / 1e9
-        );
     }
 }

@@ -16,10 +16,12 @@
 /// serde_json refuses a 128th level of nesting ("recursion limit exceeded"), whatever our limit.
 const SERDE_MAX_DEPTH: usize = 127;
 
-/// Objects with at most this many keys are checked for duplicates key by key (a compare of
-/// 32-bit hashes that the compiler vectorises); bigger ones are sorted once when they close,
-/// so a crafted object with a million keys costs `n log n`, not `n²`.
-const LINEAR_KEYS: usize = 32;
+/// Duplicate keys: each object keeps a 256-bit Bloom mask of its key hashes, so a new key
+/// usually proves itself new with one bit test. On a possible repeat, objects with at most this
+/// many keys compare the key against their earlier ones at once; bigger objects are flagged and
+/// sorted once when they close, so a crafted object with a million keys costs `n log n`, not
+/// `n²`.
+const LINEAR_KEYS: usize = 64;
 
 /// Marks a key span that lives in the unescape buffer rather than in the line.
 const SIDE_BIT: u32 = 1 << 31;
@@ -107,8 +109,12 @@ pub enum ScanError {
 #[derive(Debug, Clone, Copy)]
 struct Frame {
     is_object: bool,
+    /// A big object saw a possible repeat: check all its keys when it closes.
+    suspect: bool,
     /// Index in the key stack where this object's keys start.
     key_base: usize,
+    /// Bloom mask of the object's key hashes (one bit per key).
+    bloom: [u64; 4],
 }
 
 /// A reusable scanner: it keeps its scratch buffers between lines so scanning allocates nothing
@@ -181,7 +187,9 @@ impl Scanner {
                     note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
                     self.frames.push(Frame {
                         is_object,
+                        suspect: false,
                         key_base: self.hashes.len(),
+                        bloom: [0; 4],
                     });
                     i = skip_ws(s, i + 1);
                     let close = if is_object { b'}' } else { b']' };
@@ -256,7 +264,7 @@ impl Scanner {
                     }
                     (Some(b'}'), true) => {
                         i += 1;
-                        self.close_object(s, frame.key_base, i)?;
+                        self.close_object(s, frame, i)?;
                         self.frames.pop();
                     }
                     (Some(b']'), false) => {
@@ -271,6 +279,7 @@ impl Scanner {
 
     /// Parses an object key at `i` (must be a string), records it for the duplicate check and
     /// the top-level summary, and consumes the `:`. Returns where the member's value starts.
+    #[inline(always)]
     fn key(
         &mut self,
         s: &[u8],
@@ -290,27 +299,29 @@ impl Scanner {
         } else {
             [(i + 1) as u32, (end - i - 1) as u32]
         };
-        let key = self.key_bytes(s, span);
-        let h = key_hash(key);
-        let Some(&frame) = self.frames.last() else {
+        let h = key_hash(self.key_bytes(s, span));
+        let Some(frame) = self.frames.last_mut() else {
             unreachable!("a key is only parsed inside an object");
         };
-        let count = self.hashes.len() - frame.key_base;
-        if count < LINEAR_KEYS {
-            // Branch-free compare over the object's hashes; the byte compare runs only on a
-            // (rare) hash match.
-            let hit = self.hashes[frame.key_base..]
-                .iter()
-                .fold(false, |acc, &x| acc | (x == h));
-            if hit {
-                for k in frame.key_base..self.hashes.len() {
-                    if self.hashes[k] == h && self.key_bytes(s, self.spans[k]) == key {
+        let (word, bit) = ((h >> 6) as usize & 3, 1u64 << (h & 63));
+        let maybe_seen = frame.bloom[word] & bit != 0;
+        frame.bloom[word] |= bit;
+        let base = frame.key_base;
+        if maybe_seen {
+            if self.hashes.len() - base < LINEAR_KEYS {
+                for k in base..self.hashes.len() {
+                    if self.hashes[k] == h
+                        && self.key_bytes(s, self.spans[k]) == self.key_bytes(s, span)
+                    {
                         return Err(ScanError::DuplicateKey(i));
                     }
                 }
+            } else {
+                frame.suspect = true;
             }
         }
         if self.frames.len() == 1 {
+            let key = self.key_bytes(s, span);
             sum.top_keys += 1;
             sum.underscore_key |= key.first() == Some(&b'_');
             *capture = target == Some(key);
@@ -325,6 +336,7 @@ impl Scanner {
     }
 
     /// The decoded bytes of a recorded key.
+    #[inline(always)]
     fn key_bytes<'s>(&'s self, line: &'s [u8], span: [u32; 2]) -> &'s [u8] {
         let start = span[0] as usize;
         if span[1] & SIDE_BIT != 0 {
@@ -334,11 +346,11 @@ impl Scanner {
         }
     }
 
-    /// Finishes an object: big objects get their (deferred) duplicate check here; the object's
-    /// keys are then dropped from the stack.
-    fn close_object(&mut self, s: &[u8], base: usize, at: usize) -> Result<(), ScanError> {
-        let count = self.hashes.len() - base;
-        if count > LINEAR_KEYS {
+    /// Finishes an object: a big one that saw a possible repeat gets its deferred duplicate
+    /// check here; the object's keys are then dropped from the stack.
+    fn close_object(&mut self, s: &[u8], frame: Frame, at: usize) -> Result<(), ScanError> {
+        let base = frame.key_base;
+        if frame.suspect {
             let mut order = std::mem::take(&mut self.order);
             order.clear();
             order.extend((base..self.hashes.len()).map(|k| k as u32));
@@ -385,12 +397,32 @@ fn note<'a>(
 }
 
 /// Skips JSON whitespace (exactly serde_json's set: space, tab, LF, CR).
-#[inline]
+#[inline(always)]
 fn skip_ws(s: &[u8], mut i: usize) -> usize {
+    // Compact JSON: the next byte is almost never whitespace.
+    if let Some(&c) = s.get(i) {
+        if c > b' ' {
+            return i;
+        }
+    }
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = s.get(i) {
         i += 1;
     }
     i
+}
+
+/// Little-endian u64 from 8 bytes at `i` (one bounds check).
+#[inline(always)]
+fn load8(s: &[u8], i: usize) -> u64 {
+    let w: [u8; 8] = s[i..i + 8].try_into().expect("8 bytes");
+    u64::from_le_bytes(w)
+}
+
+/// Little-endian u32 from 4 bytes at `i` (one bounds check).
+#[inline(always)]
+fn load4(s: &[u8], i: usize) -> u64 {
+    let w: [u8; 4] = s[i..i + 4].try_into().expect("4 bytes");
+    u32::from_le_bytes(w) as u64
 }
 
 /// Bytes that end the fast path inside a string: `"`, `\` and raw control characters.
@@ -425,7 +457,7 @@ fn stop_mask(w: u64) -> u64 {
 /// Skips a string body starting just after its opening quote. Returns the index of the closing
 /// quote and whether an escape was seen. Escapes are validated as serde_json does for strings it
 /// returns: known escapes only, `\u` with four hex digits, surrogates only as a lead+trail pair.
-#[inline]
+#[inline(always)]
 fn skip_string(s: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
     let n = s.len();
     let mut escaped = false;
@@ -433,17 +465,7 @@ fn skip_string(s: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
         // Eight bytes at a time until something interesting.
         let mut hit = false;
         while i + 8 <= n {
-            let w = u64::from_le_bytes([
-                s[i],
-                s[i + 1],
-                s[i + 2],
-                s[i + 3],
-                s[i + 4],
-                s[i + 5],
-                s[i + 6],
-                s[i + 7],
-            ]);
-            let m = stop_mask(w);
+            let m = stop_mask(load8(s, i));
             if m != 0 {
                 i += (m.trailing_zeros() / 8) as usize;
                 hit = true;
@@ -549,6 +571,7 @@ pub fn decode_into(raw: &[u8], out: &mut Vec<u8>) {
 
 /// Scans a number at `start` with serde_json's grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)?
 /// ([eE] [+-]? [0-9]+)?`. Returns the index after it.
+#[inline(always)]
 fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
     let digits = |mut i: usize| {
         while let Some(b'0'..=b'9') = s.get(i) {
@@ -611,24 +634,35 @@ fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
     Ok(i)
 }
 
-/// A fast 32-bit hash of a key (FxHash-style over 8-byte words, length mixed in). Collisions
-/// only cost a byte compare; they never change a verdict.
-#[inline]
+/// A fast 32-bit hash of a key: FxHash-style mixing of 8-byte words, with short tails read as
+/// overlapping loads (no copy into a buffer, which costs a call and a store-forwarding stall on
+/// the hottest path). Equal keys always hash equal; collisions only cost a byte compare.
+#[inline(always)]
 fn key_hash(k: &[u8]) -> u32 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = k.len() as u64;
-    let mut chunks = k.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
-    }
-    let rem = chunks.remainder();
-    if !rem.is_empty() {
-        let mut b = [0u8; 8];
-        b[..rem.len()].copy_from_slice(rem);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(K);
+    let n = k.len();
+    let mut h = mix(0, n as u64);
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            h = mix(h, load8(k, i));
+            i += 8;
+        }
+        // The last 8 bytes, overlapping the previous word when n is not a multiple of 8.
+        h = mix(h, load8(k, n - 8));
+    } else if n >= 4 {
+        h = mix(h, load4(k, 0) | (load4(k, n - 4) << 32));
+    } else if n > 0 {
+        h = mix(
+            h,
+            k[0] as u64 | (k[n / 2] as u64) << 8 | (k[n - 1] as u64) << 16,
+        );
     }
     (h >> 32) as u32
+}
+
+#[inline(always)]
+fn mix(h: u64, w: u64) -> u64 {
+    (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
 }
 
 #[cfg(test)]

@@ -86,7 +86,8 @@ impl BulkValidator {
     /// Feed the next received body chunk (may be empty); `eos` is true on the last call (which
     /// may carry the last bytes or none). Returns the bytes to forward upstream now: only
     /// complete, validated lines, an action always together with its source line (for gzip:
-    /// the inflated lines, the last unit only once the member's trailer checked out). After an
+    /// the inflated lines, the last unit only at end of stream, once the member's trailer
+    /// checked out and nothing followed it). After an
     /// `Err` nothing more is forwarded: every later call returns the same error.
     pub fn feed(&mut self, chunk: Bytes, eos: bool) -> Result<Bytes, Reject> {
         if let Some(e) = &self.failed {
@@ -134,17 +135,18 @@ impl BulkValidator {
             Some(gz) => gz.inflate(&chunk, &mut self.work, &self.lines.limits)?,
         }
         self.lines.process(&self.work)?;
-        // A gzip body's last unit waits for the member's trailer (CRC32, length).
-        let trailer_pending = self.gzip.as_ref().is_some_and(|g| !g.finished());
         if eos {
-            if trailer_pending {
+            if self.gzip.as_ref().is_some_and(|g| !g.finished()) {
                 return Err(Reject::BadEncoding(
                     "gzip body ends before its member does".into(),
                 ));
             }
             self.lines.finish(&self.work)?;
         }
-        let n = self.lines.framer.releasable(trailer_pending);
+        // A gzip body's last unit waits for the end of the stream: by then the member's
+        // trailer (CRC32, length) has checked out and nothing followed it.
+        let hold_last = self.gzip.is_some() && !eos;
+        let n = self.lines.framer.releasable(hold_last);
         Ok(self.release(n))
     }
 
@@ -169,8 +171,15 @@ impl BulkValidator {
         if n == 0 {
             return Bytes::new();
         }
-        let hint = self.work.len();
-        let mut next = Vec::with_capacity(self.work.len() - n + hint);
+        let rest = self.work.len() - n;
+        // Room for what the next chunk will bring (plain: the zero-copy path needs none when
+        // nothing is carried; gzip: about this chunk's inflated size), within reason.
+        let hint = if self.gzip.is_none() && rest == 0 {
+            0
+        } else {
+            rest + self.work.len().min(1 << 20)
+        };
+        let mut next = Vec::with_capacity(hint);
         next.extend_from_slice(&self.work[n..]);
         self.work.truncate(n);
         let head = std::mem::replace(&mut self.work, next);

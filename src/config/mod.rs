@@ -1482,6 +1482,23 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
     }
 
     #[test]
+    fn client_certificate_keys_need_tls_and_a_ca() {
+        let f = existing();
+        let (c, _) = ok(&format!(
+            "{ES}certFile={f}\nkeyFile={f}\nesProxyClientCA={f}\nesProxyClientCertRequired=true\n"
+        ));
+        let tls = c.listen.tls.unwrap();
+        assert_eq!(tls.client_ca, Some(PathBuf::from(&f)));
+        assert!(tls.client_cert_required);
+        let e = err(&format!("{ES}esProxyClientCA={f}\n"));
+        assert!(e.contains("need TLS"), "{e}");
+        let e = err(&format!(
+            "{ES}certFile={f}\nkeyFile={f}\nesProxyClientCertRequired=true\n"
+        ));
+        assert!(e.contains("set esProxyClientCA too"), "{e}");
+    }
+
+    #[test]
     fn upstream_tls_keys() {
         let f = existing();
         let (c, w) = ok(&format!(

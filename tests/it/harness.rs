@@ -160,10 +160,16 @@ impl Proxy {
 
     /// Starts esproxy with an existing config file listening on `port`.
     pub fn start_with(config: PathBuf, node: &str, port: u16) -> Proxy {
+        Self::start_with_args(config, node, port, &[])
+    }
+
+    /// Like [`Proxy::start_with`], with extra command-line arguments (e.g. `-u`).
+    pub fn start_with_args(config: PathBuf, node: &str, port: u16, extra: &[&str]) -> Proxy {
         let child = Command::new(env!("CARGO_BIN_EXE_esproxy"))
             .arg("-c")
             .arg(&config)
             .args(["-n", node])
+            .args(extra)
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
@@ -233,6 +239,20 @@ impl Proxy {
     /// The process id (for signals and memory readings).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or None if still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -396,4 +416,450 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
     e.write_all(data).unwrap();
     e.finish().unwrap()
+}
+
+/// Starts an osmem-server on a given address (to bring a killed node back on its port).
+pub fn osmem_at(addr: SocketAddr) -> Osmem {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut child = Command::new(osmem_bin())
+            .args(["-addr", &addr.to_string(), "-no-stdin-watch"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start osmem-server");
+        let mut line = String::new();
+        let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+        if line.contains("url") {
+            return Osmem { child, addr };
+        }
+        // The port may still be in TIME_WAIT from the killed process: try again.
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            Instant::now() < deadline,
+            "osmem-server could not bind {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kills an osmem-server at once (SIGKILL), as a crashed node.
+pub fn kill_osmem(es: &mut Osmem) {
+    let _ = es.child.kill();
+    let _ = es.child.wait();
+}
+
+/// What a [`Relay`] does with each connection.
+#[derive(Clone, Copy, Debug)]
+pub enum RelayMode {
+    /// Forwards both ways.
+    Forward,
+    /// Accepts and never reads nor answers.
+    BlackHole,
+    /// Forwards, but reads the request side at about `bytes_per_sec`.
+    Slow(usize),
+}
+
+/// A test-only TCP relay in front of an upstream: it can be "killed" (listener closed, every
+/// connection cut) and brought back on the same port, while the upstream keeps its data.
+pub struct Relay {
+    /// The address clients connect to.
+    pub addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// A relay on a free port (or `at`) to `target`.
+    pub fn start(at: Option<SocketAddr>, target: SocketAddr, mode: RelayMode) -> Relay {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{Arc, Mutex};
+        let bind = at.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match TcpListener::bind(bind) {
+                Ok(l) => break l,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "relay bind {bind}: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        };
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (stop2, conns2) = (stop.clone(), conns.clone());
+        let thread = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let (client, _) = match listener.accept() {
+                    Ok(c) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                client.set_nonblocking(false).unwrap();
+                conns2.lock().unwrap().push(client.try_clone().unwrap());
+                if let RelayMode::BlackHole = mode {
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(target) else {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                };
+                conns2.lock().unwrap().push(server.try_clone().unwrap());
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let rate = match mode {
+                    RelayMode::Slow(r) => Some(r),
+                    _ => None,
+                };
+                std::thread::spawn(move || pipe(client, server, rate));
+                std::thread::spawn(move || pipe(s2, c2, None));
+            }
+        });
+        Relay {
+            addr,
+            stop,
+            conns,
+            thread: Some(thread),
+        }
+    }
+
+    /// Closes the listener and cuts every connection (a node that died).
+    pub fn kill(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        for c in self.conns.lock().unwrap().drain(..) {
+            let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream, rate: Option<usize>) {
+    let mut buf = vec![0u8; rate.map_or(64 << 10, |r| (r / 20).max(1))];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                if rate.is_some() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+/// A recording HTTP/1.1 upstream: answers every request `200 {}` and keeps each request's head
+/// and de-chunked body, with whether the body was complete.
+pub struct Recorder {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Requests seen, in arrival order of their first byte.
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+/// One request a [`Recorder`] saw.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// Request line and headers (names lower-cased).
+    pub head: Vec<String>,
+    /// The body bytes (de-chunked).
+    pub body: Vec<u8>,
+    /// The body ended properly (terminating chunk or full Content-Length).
+    pub complete: bool,
+}
+
+impl Recorded {
+    /// First value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = format!("{}:", name.to_ascii_lowercase());
+        self.head
+            .iter()
+            .find(|h| h.to_ascii_lowercase().starts_with(&name))
+            .map(|h| h[name.len()..].trim())
+    }
+}
+
+impl Recorder {
+    /// Starts one on a free port.
+    pub fn start() -> Recorder {
+        Recorder::start_with(&[], false)
+    }
+
+    /// Starts one that gives `answers` (status, body) to its first requests (health probes
+    /// `GET /` excepted), then `200` with an
+    /// empty bulk answer. With `drop_reused`, the second request on any connection is read
+    /// whole and the connection closed without an answer (ES closing an idle keep-alive
+    /// connection just as the proxy reused it).
+    pub fn start_with(answers: &[(u16, &str)], drop_reused: bool) -> Recorder {
+        use std::sync::{Arc, Mutex};
+        let answers: Arc<Mutex<std::collections::VecDeque<(u16, String)>>> = Arc::new(Mutex::new(
+            answers.iter().map(|(s, b)| (*s, b.to_string())).collect(),
+        ));
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let seen2 = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let seen = seen2.clone();
+                let answers = answers.clone();
+                std::thread::spawn(move || {
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    let mut on_conn = 0;
+                    loop {
+                        on_conn += 1;
+                        let slot = {
+                            let mut s = seen.lock().unwrap();
+                            s.push(Recorded::default());
+                            s.len() - 1
+                        };
+                        if !record_one(&mut r, &seen, slot) {
+                            return;
+                        }
+                        if drop_reused && on_conn == 2 {
+                            let _ = w.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        // Health probes (`GET /`) always get a plain 200.
+                        let probe = seen.lock().unwrap()[slot]
+                            .head
+                            .first()
+                            .is_some_and(|l| l.starts_with("GET / "));
+                        let scripted = if probe {
+                            None
+                        } else {
+                            answers.lock().unwrap().pop_front()
+                        };
+                        let (status, body) = scripted.unwrap_or((
+                            200,
+                            r#"{"took":1,"errors":false,"items":[]}"#.to_string(),
+                        ));
+                        let _ = w.write_all(
+                            format!(
+                                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        );
+                    }
+                });
+            }
+        });
+        Recorder { addr, seen }
+    }
+
+    /// Requests whose head arrived.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| !r.head.is_empty())
+            .cloned()
+            .collect()
+    }
+}
+
+/// Reads one request into `seen[slot]`; false when the connection ended.
+fn record_one(
+    r: &mut BufReader<TcpStream>,
+    seen: &std::sync::Mutex<Vec<Recorded>>,
+    slot: usize,
+) -> bool {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return false,
+            Ok(_) => {}
+        }
+        let line = line.trim_end().to_string();
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    seen.lock().unwrap()[slot].head = head.clone();
+    let rec = Recorded {
+        head,
+        ..Default::default()
+    };
+    let chunked = rec
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"));
+    let len: usize = rec
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if chunked {
+        loop {
+            let mut size = String::new();
+            if r.read_line(&mut size).unwrap_or(0) == 0 {
+                return false;
+            }
+            let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+                return false;
+            };
+            let mut chunk = vec![0; n + 2];
+            if r.read_exact(&mut chunk).is_err() {
+                return false;
+            }
+            if n == 0 {
+                break;
+            }
+            seen.lock().unwrap()[slot]
+                .body
+                .extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return false;
+        }
+        seen.lock().unwrap()[slot].body = body;
+    }
+    seen.lock().unwrap()[slot].complete = true;
+    true
+}
+
+/// Test PKI: a CA, a server certificate for 127.0.0.1 and a client certificate, all PEM.
+pub struct TestPki {
+    /// CA certificate.
+    pub ca: String,
+    /// Server certificate and key.
+    pub server_cert: String,
+    /// Server key (PKCS#8).
+    pub server_key: String,
+    /// Client certificate.
+    pub client_cert: String,
+    /// Client key, PKCS#8 encrypted with `client_key_pass`.
+    pub client_key_encrypted: String,
+    /// The passphrase.
+    pub client_key_pass: String,
+}
+
+/// Generates a [`TestPki`].
+pub fn test_pki() -> TestPki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "esproxy test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+
+    let srv_key = KeyPair::generate().unwrap();
+    let mut srv = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    srv.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let srv_cert = srv.signed_by(&srv_key, &ca_cert, &ca_key).unwrap();
+
+    let cli_key = KeyPair::generate().unwrap();
+    let mut cli = CertificateParams::new(Vec::<String>::new()).unwrap();
+    cli.distinguished_name.push(DnType::CommonName, "esproxy");
+    cli.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cli_cert = cli.signed_by(&cli_key, &ca_cert, &ca_key).unwrap();
+
+    let pass = "test-pass-1".to_string();
+    let cli_der = cli_key.serialize_der();
+    let pki = pkcs8::PrivateKeyInfo::try_from(cli_der.as_slice()).unwrap();
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(2048, &[3; 16], &[5; 16]).unwrap();
+    let enc = pki
+        .encrypt_with_params(params, pass.as_bytes())
+        .unwrap()
+        .to_pem("ENCRYPTED PRIVATE KEY", pkcs8::LineEnding::LF)
+        .unwrap()
+        .to_string();
+    TestPki {
+        ca: ca_cert.pem(),
+        server_cert: srv_cert.pem(),
+        server_key: srv_key.serialize_pem(),
+        client_cert: cli_cert.pem(),
+        client_key_encrypted: enc,
+        client_key_pass: pass,
+    }
+}
+
+/// A test-only TLS terminator in front of `target`: TLS 1.2/1.3 with `pki`'s server
+/// certificate, requiring a client certificate from `pki`'s CA. Runs until the test ends.
+pub fn tls_terminator(pki: &TestPki, target: SocketAddr) -> SocketAddr {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let ca: Vec<CertificateDer<'static>> = rustls_pemfile_certs(&pki.ca);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in ca {
+        roots.add(c).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let chain = rustls_pemfile_certs(&pki.server_cert);
+    let key = PrivateKeyDer::from_pem_slice(pki.server_key.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut up) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+fn rustls_pemfile_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(|c| c.unwrap())
+        .collect()
 }

@@ -5,8 +5,13 @@ mod arkime_regression;
 mod auth_and_allowlist;
 mod bulk_stream;
 mod capture_trace;
+mod client_ip;
 mod harness;
 mod hostile;
+mod ops;
+mod pool;
+mod tee;
+mod tls;
 
 /// Arkime's own regression layout (`[esproxy] prefix=tests`, sensor `test`), run with `-n esproxy`.
 pub fn arkime_test_ini(es: &str, strict: bool) -> String {

@@ -1,0 +1,145 @@
+//! Throughput of the streaming bulk validator (issue #7), in bytes of NDJSON validated per
+//! second: capture-like ~1 MB bulks (plain and gzip, strict and lax) and the scanner's worst
+//! cases (long escaped strings, deep nesting, many tiny documents), each fed in 64 KiB chunks
+//! as Pingora hands them to `request_body_filter`. `inflate` is raw zlib-ng inflate of the same
+//! gzip bytes: the physical limit of any proxy that must look at gzip bodies.
+//!
+//! `cargo bench --bench bulk` (criterion prints "thrpt" in GiB/s; throughput is counted in
+//! inflated bytes for the gzip cases, so they compare directly with `inflate`).
+
+use bytes::Bytes;
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use esproxy::bulk::{BodyEncoding, BulkValidator};
+use esproxy::policy::Policy;
+use flate2::{Decompress, FlushDecompress, Status};
+use std::time::Duration;
+
+#[path = "support/bulkgen.rs"]
+mod bulkgen;
+
+const NODE: &str = "toronto01";
+/// Pingora's H1 body read size (`v1/body.rs BODY_BUFFER_SIZE`).
+const CHUNK: usize = 64 * 1024;
+const BULK: usize = 1024 * 1024;
+
+/// Feeds `body` in `CHUNK`s like the proxy does; panics if the validator refuses it (a bench
+/// of a refusal would measure nothing).
+fn validate(policy: &Policy, enc: BodyEncoding, body: &Bytes) -> usize {
+    let mut v = BulkValidator::new(policy, NODE, enc);
+    let mut out = 0;
+    let mut at = 0;
+    while at < body.len() {
+        let end = (at + CHUNK).min(body.len());
+        let eos = end == body.len();
+        match v.feed(body.slice(at..end), eos) {
+            Ok(b) => out += b.len(),
+            Err(e) => panic!("bench body refused: {e:?}"),
+        }
+        at = end;
+    }
+    out
+}
+
+/// Inflates all of `gz` with zlib-ng into a reused buffer, as a lower bound for gzip bodies.
+fn inflate(gz: &[u8], buf: &mut Vec<u8>) -> usize {
+    let mut z = Decompress::new_gzip(15);
+    let mut total = 0;
+    let mut input = gz;
+    loop {
+        buf.clear();
+        let before_in = z.total_in();
+        let status = z
+            .decompress_vec(input, buf, FlushDecompress::None)
+            .expect("valid gzip");
+        input = &input[(z.total_in() - before_in) as usize..];
+        total += buf.len();
+        if status == Status::StreamEnd {
+            return total;
+        }
+    }
+}
+
+fn lax() -> Policy {
+    Policy {
+        strict: false,
+        ..Policy::default()
+    }
+}
+
+fn bench_capture(c: &mut Criterion) {
+    let strict = Policy::default();
+    let lax = lax();
+    let plain = Bytes::from(bulkgen::capture_bulk(NODE, BULK, 1));
+    let gz = Bytes::from(bulkgen::gzip(&plain));
+    eprintln!(
+        "capture bulk: {} bytes plain, {} bytes gzip ({} docs)",
+        plain.len(),
+        gz.len(),
+        plain.iter().filter(|&&b| b == b'\n').count() / 2
+    );
+    // Sanity: what we bench is accepted and passes through whole.
+    assert_eq!(
+        validate(&strict, BodyEncoding::Identity, &plain),
+        plain.len()
+    );
+    assert_eq!(validate(&strict, BodyEncoding::Gzip, &gz), plain.len());
+
+    let mut g = c.benchmark_group("capture_1MB");
+    g.throughput(Throughput::Bytes(plain.len() as u64));
+    g.bench_function("plain_strict", |b| {
+        b.iter(|| validate(&strict, BodyEncoding::Identity, black_box(&plain)))
+    });
+    g.bench_function("plain_lax", |b| {
+        b.iter(|| validate(&lax, BodyEncoding::Identity, black_box(&plain)))
+    });
+    g.bench_function("gzip_strict", |b| {
+        b.iter(|| validate(&strict, BodyEncoding::Gzip, black_box(&gz)))
+    });
+    let mut buf = Vec::with_capacity(CHUNK * 4);
+    g.bench_function("inflate_zlib_ng", |b| {
+        b.iter(|| inflate(black_box(&gz), &mut buf))
+    });
+    g.bench_function("memchr_newlines", |b| {
+        b.iter(|| memchr::memchr_iter(b'\n', black_box(&plain)).count())
+    });
+    g.finish();
+}
+
+fn bench_worst(c: &mut Criterion) {
+    let strict = Policy::default();
+    let cases = [
+        (
+            "escaped_strings",
+            bulkgen::escaped_strings_bulk(NODE, BULK, 2),
+        ),
+        (
+            "deep_nesting_60",
+            bulkgen::deep_nesting_bulk(NODE, BULK, 60, 3),
+        ),
+        ("small_docs", bulkgen::small_docs_bulk(NODE, BULK, 4)),
+    ];
+    let mut g = c.benchmark_group("worst_1MB");
+    for (name, body) in cases {
+        let body = Bytes::from(body);
+        assert_eq!(
+            validate(&strict, BodyEncoding::Identity, &body),
+            body.len(),
+            "{name}"
+        );
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        g.bench_with_input(BenchmarkId::new("plain_strict", name), &body, |b, body| {
+            b.iter(|| validate(&strict, BodyEncoding::Identity, black_box(body)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench_capture, bench_worst
+}
+criterion_main!(benches);

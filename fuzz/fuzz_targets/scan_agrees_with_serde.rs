@@ -1,0 +1,55 @@
+//! Property: the one-pass document scanner and the serde_json-based strict reader
+//! (`json::parse_strict`) agree on every input — accept/reject, and on what they see at the top
+//! level (type, key count, `_` keys, the `node` value).
+#![no_main]
+
+use esproxy::bulk::scan::{Kind, Scanner};
+use esproxy::json::parse_strict;
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+
+const DEPTH: usize = 16;
+
+fuzz_target!(|line: &[u8]| {
+    let mut scanner = Scanner::new();
+    let fast = scanner.scan(line, DEPTH, Some(b"node"));
+    let reference = parse_strict(line, DEPTH);
+    match (&fast, &reference) {
+        (Ok(sum), Ok(v)) => {
+            let kind = match v {
+                Value::Object(_) => Kind::Object,
+                Value::Array(_) => Kind::Array,
+                Value::String(_) => Kind::String,
+                Value::Number(_) => Kind::Number,
+                Value::Bool(_) => Kind::Bool,
+                Value::Null => Kind::Null,
+            };
+            assert_eq!(sum.top, kind, "top-level type");
+            if let Value::Object(m) = v {
+                assert_eq!(sum.top_keys, m.len(), "top-level key count");
+                assert_eq!(
+                    sum.underscore_key,
+                    m.keys().any(|k| k.starts_with('_')),
+                    "underscore key"
+                );
+                match (m.get("node"), sum.target) {
+                    (None, None) => {}
+                    (Some(Value::String(s)), Some((Kind::String, Some(raw)))) => {
+                        let mut scratch = Vec::new();
+                        assert!(raw.decodes_to(s.as_bytes(), &mut scratch), "node value");
+                    }
+                    (Some(Value::String(_)), other) => panic!("node: scanner saw {other:?}"),
+                    (Some(_), Some((k, _))) => assert_ne!(k, Kind::String, "node kind"),
+                    (Some(_), None) | (None, Some(_)) => panic!("node presence differs"),
+                }
+            }
+        }
+        (Err(_), Err(_)) => {}
+        _ => panic!(
+            "scanner {:?} vs serde {:?} on {:?}",
+            fast.map(|s| s.top),
+            reference.map(|_| ()),
+            String::from_utf8_lossy(line)
+        ),
+    }
+});

@@ -1,0 +1,585 @@
+//! Prometheus metrics: what esproxy counts and how it is served. Owns the metric names, their
+//! labels and the rule that keeps every label bounded (only configured sensor names, fixed
+//! method/route/reason sets, configured peers). It records; it never decides anything about a
+//! request, and nothing here can fail or slow one.
+//!
+//! Everything is recorded whether or not the metrics listener is configured
+//! (`esProxyMetricsPort`); [`service`] only serves the registry, on its own listener, at
+//! `/metrics` (and `/healthz` for liveness probes).
+
+use crate::bulk::BulkStats;
+use crate::tee::Tee;
+use crate::upstream::Pool;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use http::Method;
+use pingora::apps::http_app::{HttpServer, ServeHttp};
+use pingora::protocols::http::ServerSession;
+use pingora::services::listening::Service;
+use prometheus::{
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The label used for every sensor name that is not configured (and for unauthenticated
+/// requests), so an attacker cannot create label values.
+pub const UNKNOWN_SENSOR: &str = "unknown";
+
+/// Every collector, in one registry of our own (never the process-wide default one, so a
+/// dependency's metrics cannot collide with ours).
+struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    in_flight: IntGauge,
+    denials: IntCounterVec,
+    received_bytes: IntCounterVec,
+    sent_bytes: IntCounterVec,
+    upstream_sent_bytes: IntCounter,
+    bulk_requests: IntCounterVec,
+    bulk_docs: IntCounterVec,
+    upstream_latency: HistogramVec,
+    upstream_errors: IntCounterVec,
+    upstream_healthy: IntGaugeVec,
+    tee_healthy: IntGaugeVec,
+    tee_mirrored: IntCounter,
+    tee_dropped: IntCounterVec,
+    reloads: IntCounterVec,
+    reload_timestamp: IntGauge,
+    restart_required: IntGauge,
+    sensors: IntGauge,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// Configured sensor names: the only sensor label values besides [`UNKNOWN_SENSOR`].
+static KNOWN_SENSORS: LazyLock<ArcSwap<HashSet<String>>> =
+    LazyLock::new(|| ArcSwap::from_pointee(HashSet::new()));
+
+fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    // Only a duplicate name can fail here: a programming error caught by the unit tests.
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(r, c)
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let r = Registry::new();
+        let latency_buckets =
+            exponential_buckets(0.001, 2.0, 18).expect("valid buckets (1 ms … 131 s)");
+        Metrics {
+            requests: counter_vec(
+                &r,
+                "esproxy_requests_total",
+                "Requests answered, by sensor, method, route class and status",
+                &["sensor", "method", "route", "status"],
+            ),
+            in_flight: register(
+                &r,
+                IntGauge::new(
+                    "esproxy_requests_in_flight",
+                    "Requests being handled now",
+                )
+                .expect("valid metric"),
+            ),
+            denials: counter_vec(
+                &r,
+                "esproxy_denials_total",
+                "Requests refused by esproxy, by sensor (unknown before authentication) and reason",
+                &["sensor", "reason"],
+            ),
+            received_bytes: counter_vec(
+                &r,
+                "esproxy_received_bytes_total",
+                "Request body bytes received from sensors (as sent, compressed or not)",
+                &["sensor"],
+            ),
+            sent_bytes: counter_vec(
+                &r,
+                "esproxy_sent_bytes_total",
+                "Response body bytes sent to sensors",
+                &["sensor"],
+            ),
+            upstream_sent_bytes: register(
+                &r,
+                IntCounter::new(
+                    "esproxy_upstream_sent_bytes_total",
+                    "Request body bytes forwarded to Elasticsearch",
+                )
+                .expect("valid metric"),
+            ),
+            bulk_requests: counter_vec(
+                &r,
+                "esproxy_bulk_requests_total",
+                "_bulk requests whose body was read to the end (accepted) or cut at a bad line (rejected)",
+                &["sensor", "result"],
+            ),
+            bulk_docs: counter_vec(
+                &r,
+                "esproxy_bulk_documents_total",
+                "Bulk documents: accepted = forwarded in a bulk that passed; rejected = every \
+                 document of a bulk that was cut (the bad one included)",
+                &["sensor", "result"],
+            ),
+            upstream_latency: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "esproxy_upstream_response_seconds",
+                        "Time from choosing an Elasticsearch peer to its response header \
+                         (includes streaming the request body)",
+                    )
+                    .buckets(latency_buckets),
+                    &["peer"],
+                )
+                .expect("valid metric"),
+            ),
+            upstream_errors: counter_vec(
+                &r,
+                "esproxy_upstream_errors_total",
+                "Failed exchanges with an Elasticsearch peer, by kind (connect, proxy)",
+                &["peer", "kind"],
+            ),
+            upstream_healthy: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "esproxy_upstream_healthy",
+                        "1 when the peer passes its health checks, else 0",
+                    ),
+                    &["peer"],
+                )
+                .expect("valid metric"),
+            ),
+            tee_healthy: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "esproxy_tee_healthy",
+                        "1 when the tee peer passes its health checks, else 0",
+                    ),
+                    &["peer"],
+                )
+                .expect("valid metric"),
+            ),
+            tee_mirrored: register(
+                &r,
+                IntCounter::new(
+                    "esproxy_tee_mirrored_total",
+                    "Requests mirrored completely to the tee cluster",
+                )
+                .expect("valid metric"),
+            ),
+            tee_dropped: counter_vec(
+                &r,
+                "esproxy_tee_dropped_total",
+                "Requests whose mirror was dropped, by reason",
+                &["reason"],
+            ),
+            reloads: counter_vec(
+                &r,
+                "esproxy_config_reloads_total",
+                "Configuration reloads (SIGHUP), by result (ok, error)",
+                &["result"],
+            ),
+            reload_timestamp: register(
+                &r,
+                IntGauge::new(
+                    "esproxy_config_last_reload_success_timestamp_seconds",
+                    "Unix time the running per-request settings were loaded",
+                )
+                .expect("valid metric"),
+            ),
+            restart_required: register(
+                &r,
+                IntGauge::new(
+                    "esproxy_config_restart_required",
+                    "1 when the config file changes settings that only a restart applies",
+                )
+                .expect("valid metric"),
+            ),
+            sensors: register(
+                &r,
+                IntGauge::new("esproxy_sensors", "Configured sensors").expect("valid metric"),
+            ),
+            registry: r,
+        }
+    }
+}
+
+/// Sets the configured sensor names (at start-up and after each successful reload). Names
+/// dropped by a reload keep the series they already have; new requests can no longer use them.
+pub fn set_sensors<'a>(names: impl Iterator<Item = &'a str>) {
+    let set: HashSet<String> = names.map(str::to_string).collect();
+    METRICS.sensors.set(set.len() as i64);
+    KNOWN_SENSORS.store(Arc::new(set));
+    METRICS.reload_timestamp.set(unix_now());
+}
+
+/// The sensor label for `name`: the name when it is configured, else [`UNKNOWN_SENSOR`].
+pub fn sensor_label(name: Option<&str>) -> String {
+    match name {
+        Some(n) if KNOWN_SENSORS.load().contains(n) => n.to_string(),
+        _ => UNKNOWN_SENSOR.to_string(),
+    }
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+fn status_label(status: u16) -> String {
+    if (100..600).contains(&status) {
+        status.to_string()
+    } else {
+        // 0: nothing was written (the sensor went away, or the response could not be sent).
+        "none".to_string()
+    }
+}
+
+/// One finished request, as `logging` sees it.
+pub struct Finished<'a> {
+    /// The authenticated sensor (None when refused before authentication).
+    pub sensor: Option<&'a str>,
+    /// Request method.
+    pub method: &'a Method,
+    /// `RouteClass::label`, None when refused before classification.
+    pub route: Option<&'static str>,
+    /// Status sent to the sensor (0: none).
+    pub status: u16,
+    /// Request body bytes read from the sensor.
+    pub received: usize,
+    /// Response body bytes sent to the sensor.
+    pub sent: usize,
+    /// Request body bytes forwarded upstream, if the request went upstream.
+    pub upstream_sent: Option<usize>,
+}
+
+/// Records one finished request (called once per request, from `logging`).
+pub fn request_finished(f: &Finished) {
+    let m = &*METRICS;
+    let sensor = sensor_label(f.sensor);
+    m.requests
+        .with_label_values(&[
+            sensor.as_str(),
+            method_label(f.method),
+            f.route.unwrap_or("none"),
+            status_label(f.status).as_str(),
+        ])
+        .inc();
+    m.received_bytes
+        .with_label_values(&[sensor.as_str()])
+        .inc_by(f.received as u64);
+    m.sent_bytes
+        .with_label_values(&[sensor.as_str()])
+        .inc_by(f.sent as u64);
+    if let Some(n) = f.upstream_sent {
+        m.upstream_sent_bytes.inc_by(n as u64);
+    }
+}
+
+/// Records one refusal by its `Reject::label`, for the authenticated sensor if any.
+pub fn denial(sensor: Option<&str>, reason: &'static str) {
+    let s = sensor_label(sensor);
+    METRICS
+        .denials
+        .with_label_values(&[s.as_str(), reason])
+        .inc();
+}
+
+/// Records a `_bulk` body that was validated to its end.
+pub fn bulk_accepted(sensor: Option<&str>, stats: &BulkStats) {
+    let s = sensor_label(sensor);
+    METRICS
+        .bulk_requests
+        .with_label_values(&[s.as_str(), "accepted"])
+        .inc();
+    METRICS
+        .bulk_docs
+        .with_label_values(&[s.as_str(), "accepted"])
+        .inc_by(stats.docs);
+}
+
+/// Records a `_bulk` body cut at a bad line: its documents so far and the bad one are rejected.
+pub fn bulk_rejected(sensor: Option<&str>, stats: &BulkStats) {
+    let s = sensor_label(sensor);
+    METRICS
+        .bulk_requests
+        .with_label_values(&[s.as_str(), "rejected"])
+        .inc();
+    METRICS
+        .bulk_docs
+        .with_label_values(&[s.as_str(), "rejected"])
+        .inc_by(stats.docs + 1);
+}
+
+/// Records a failed exchange with `peer` (`Pool::name`); `kind` is `connect` or `proxy`.
+pub fn upstream_error(peer: &str, kind: &'static str) {
+    METRICS
+        .upstream_errors
+        .with_label_values(&[peer, kind])
+        .inc();
+}
+
+/// Counts one request mirrored completely to the tee cluster.
+pub fn tee_mirrored() {
+    METRICS.tee_mirrored.inc();
+}
+
+/// Counts one dropped mirror; `reason` must come from a fixed set (e.g. `full`, `unhealthy`,
+/// `error`, `cut`).
+pub fn tee_dropped(reason: &'static str) {
+    METRICS.tee_dropped.with_label_values(&[reason]).inc();
+}
+
+/// Records the result of a configuration reload.
+pub fn config_reload(ok: bool) {
+    METRICS
+        .reloads
+        .with_label_values(&[if ok { "ok" } else { "error" }])
+        .inc();
+}
+
+/// Whether the file on disk asks for changes that only a restart applies.
+pub fn restart_required(yes: bool) {
+    METRICS.restart_required.set(i64::from(yes));
+}
+
+/// Requests being handled now (the SIGTERM drain waits for this to reach zero).
+pub fn in_flight() -> i64 {
+    METRICS.in_flight.get()
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Counts a request as in flight for as long as it lives.
+#[derive(Debug)]
+pub struct InFlight(());
+
+impl InFlight {
+    /// Starts counting.
+    pub fn enter() -> InFlight {
+        METRICS.in_flight.inc();
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        METRICS.in_flight.dec();
+    }
+}
+
+/// Per-request measurements, kept in the proxy's `Ctx`.
+#[derive(Debug, Default)]
+pub struct RequestObs {
+    _in_flight: Option<InFlight>,
+    upstream_start: Option<Instant>,
+}
+
+impl RequestObs {
+    /// For a new request: counted in flight until dropped.
+    pub fn start() -> RequestObs {
+        RequestObs {
+            _in_flight: Some(InFlight::enter()),
+            upstream_start: None,
+        }
+    }
+
+    /// A peer was chosen for an attempt (the latency clock starts).
+    pub fn upstream_started(&mut self) {
+        self.upstream_start = Some(Instant::now());
+    }
+
+    /// The peer's response header arrived: records the latency once per attempt.
+    pub fn upstream_responded(&mut self, peer: &str) {
+        if let Some(t) = self.upstream_start.take() {
+            observe_latency(peer, t.elapsed());
+        }
+    }
+}
+
+fn observe_latency(peer: &str, d: Duration) {
+    METRICS
+        .upstream_latency
+        .with_label_values(&[peer])
+        .observe(d.as_secs_f64());
+}
+
+fn set_health(gauge: &IntGaugeVec, pool: &Pool) {
+    for i in 0..pool.len() {
+        gauge
+            .with_label_values(&[pool.name(i)])
+            .set(i64::from(pool.is_healthy(i)));
+    }
+}
+
+/// Raises a counter to `to` (never lowers it): counts kept elsewhere are exported at scrape
+/// time, and events also pushed through [`tee_mirrored`]/[`tee_dropped`] are not counted twice.
+fn raise(c: &IntCounter, to: u64) {
+    let now = c.get();
+    if to > now {
+        c.inc_by(to - now);
+    }
+}
+
+fn export_tee(m: &Metrics, tee: &Tee) {
+    set_health(&m.tee_healthy, &tee.pool());
+    let s = &tee.stats;
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    raise(&m.tee_mirrored, get(&s.completed));
+    for (reason, n) in [
+        ("unhealthy", get(&s.dropped_down)),
+        ("busy", get(&s.dropped_busy)),
+        ("full", get(&s.dropped_full)),
+        ("error", get(&s.failed)),
+        ("cut", get(&s.aborted)),
+    ] {
+        raise(&m.tee_dropped.with_label_values(&[reason]), n);
+    }
+}
+
+/// The text exposition of every metric (peer health and tee counts refreshed first).
+pub fn render(pool: Option<&Pool>, tee: Option<&Tee>) -> Vec<u8> {
+    let m = &*METRICS;
+    if let Some(pool) = pool {
+        set_health(&m.upstream_healthy, pool);
+    }
+    if let Some(tee) = tee {
+        export_tee(m, tee);
+    }
+    let mut out = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed metrics; an empty page is the fallback.
+    let _ = TextEncoder::new().encode(&m.registry.gather(), &mut out);
+    out
+}
+
+/// The HTTP app of the metrics listener.
+pub struct MetricsApp {
+    pool: Arc<Pool>,
+    tee: Option<Arc<Tee>>,
+}
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_string();
+        let (status, ctype, body) = match path.as_str() {
+            "/metrics" => (
+                200,
+                prometheus::TEXT_FORMAT,
+                render(Some(&self.pool), self.tee.as_deref()),
+            ),
+            "/healthz" => (200, "text/plain", b"ok\n".to_vec()),
+            _ => (404, "text/plain", b"see /metrics\n".to_vec()),
+        };
+        http::Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, ctype)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
+
+/// The metrics listener: a Pingora service serving `/metrics` and `/healthz` on `addr`;
+/// `pool` and `tee` are the clusters whose peer health (and mirror counts) it shows.
+pub fn service(
+    addr: SocketAddr,
+    pool: Arc<Pool>,
+    tee: Option<Arc<Tee>>,
+) -> Service<HttpServer<MetricsApp>> {
+    let mut svc = Service::new(
+        "esproxy metrics".to_string(),
+        HttpServer::new_app(MetricsApp { pool, tee }),
+    );
+    svc.add_tcp(&addr.to_string());
+    svc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text() -> String {
+        String::from_utf8(render(None, None)).unwrap()
+    }
+
+    #[test]
+    fn every_metric_registers_without_a_name_clash() {
+        let _ = &*METRICS;
+        assert!(text().contains("esproxy_requests_in_flight"));
+    }
+
+    #[test]
+    fn unconfigured_sensor_names_share_one_label() {
+        set_sensors(["toronto01"].into_iter());
+        assert_eq!(sensor_label(Some("toronto01")), "toronto01");
+        assert_eq!(sensor_label(Some("attacker-made-this-up")), UNKNOWN_SENSOR);
+        assert_eq!(sensor_label(None), UNKNOWN_SENSOR);
+    }
+
+    #[test]
+    fn methods_and_statuses_map_to_bounded_labels() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+        assert_eq!(status_label(0), "none");
+        assert_eq!(status_label(401), "401");
+    }
+
+    #[test]
+    fn raise_never_lowers_and_never_double_counts() {
+        let c = IntCounter::new("t", "t").unwrap();
+        c.inc_by(5);
+        raise(&c, 3);
+        assert_eq!(c.get(), 5);
+        raise(&c, 8);
+        assert_eq!(c.get(), 8);
+    }
+
+    #[test]
+    fn in_flight_guard_counts_until_dropped() {
+        // Other tests may run concurrently: compare with the value seen inside.
+        let g = InFlight::enter();
+        assert!(in_flight() >= 1);
+        drop(g);
+        assert!(in_flight() >= 0);
+    }
+
+    #[test]
+    fn rejected_bulk_counts_the_bad_document_too() {
+        let stats = BulkStats {
+            docs: 3,
+            ..BulkStats::default()
+        };
+        bulk_rejected(Some("no-such-sensor-for-this-test"), &stats);
+        let t = text();
+        assert!(
+            t.contains(r#"esproxy_bulk_documents_total{result="rejected",sensor="unknown"}"#),
+            "{t}"
+        );
+    }
+}

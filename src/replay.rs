@@ -1,0 +1,447 @@
+//! Replay of bulks Elasticsearch did not take: owns *which* failed bulks the proxy sends again
+//! itself instead of handing an error to a sensor that would drop the data (capture treats every
+//! HTTP error status as final, arkime-traffic.md §1), how much validated body is held for that,
+//! and for how long it keeps trying.
+//!
+//! A `_bulk`'s validated bytes (exactly what went upstream) are held, as reference-counted chunks
+//! shared with the upstream write and the tee, up to [`MAX_HELD_PER_REQUEST`] per request and
+//! [`MAX_HELD_TOTAL`] over all requests; a bulk that does not fit is simply not replayable.
+//! When ES answers `429`/`503`, or the connection to ES breaks after the request was sent, the
+//! held body is sent again, to any healthy peer, with backoff. Back-pressure is waited out until
+//! ES answers something else or [`BUDGET`] (counted from the moment the request arrived) runs
+//! out; broken connections get each peer once and two short backoffs (failover, not waiting for
+//! a dead cluster). Then ES's last answer is relayed, or our 502 if there was none.
+//!
+//! Why replaying a bulk is safe: capture itself resends the very same body when a connection
+//! drops before the answer (arkime-traffic.md §1), so a replay never does anything the sensor
+//! would not have done; `index`/`delete` actions with ids are idempotent and `create` reports a
+//! per-item conflict that capture ignores. A 429/503 answer means ES refused the request.
+//!
+//! Never looks at the body's content and makes no policy decision.
+
+use crate::upstream::Pool;
+use bytes::{Bytes, BytesMut};
+use log::{info, warn};
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most validated bytes one request holds for replay. Capture's bulks are about 1 MB raw
+/// (`dbBulkSize`, 200-300 KB gzip); larger ones stream without a replay copy, so streaming's
+/// memory bound (a line plus a chunk per request) holds for them.
+pub const MAX_HELD_PER_REQUEST: usize = 8 << 20;
+/// Most validated bytes held for replay over all requests at once.
+pub const MAX_HELD_TOTAL: usize = 64 << 20;
+/// How long after a request arrived the proxy may still be retrying it. Capture gives a request
+/// 120 s in total (`CURLOPT_TIMEOUT`), then counts it as a transport failure; 60 s leaves the
+/// slow upload before and the final attempt's own work after well inside that.
+pub const BUDGET: Duration = Duration::from_secs(60);
+/// A 429/503 is replayed only while at least this much of [`BUDGET`] is left.
+pub const MIN_LEFT: Duration = Duration::from_secs(5);
+/// Largest ES answer to a replayed bulk that we buffer to relay (a full bulk's answer is far less).
+pub const MAX_RESPONSE: usize = 32 << 20;
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// The global cap on held bytes; reservations never wait.
+#[derive(Debug)]
+pub struct HoldBudget {
+    used: AtomicUsize,
+    cap: usize,
+}
+
+impl HoldBudget {
+    /// A budget of `cap` bytes.
+    pub fn new(cap: usize) -> Arc<HoldBudget> {
+        Arc::new(HoldBudget {
+            used: AtomicUsize::new(0),
+            cap,
+        })
+    }
+
+    /// Bytes currently held.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(n).filter(|&t| t <= self.cap)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// One request's held validated body.
+#[derive(Debug)]
+pub struct Held {
+    chunks: Vec<Bytes>,
+    len: usize,
+    complete: bool,
+    gave_up: bool,
+    per_request: usize,
+    budget: Arc<HoldBudget>,
+}
+
+impl Held {
+    /// An empty hold drawing on `budget`, at most `per_request` bytes.
+    pub fn new(budget: Arc<HoldBudget>, per_request: usize) -> Held {
+        Held {
+            chunks: Vec::new(),
+            len: 0,
+            complete: false,
+            gave_up: false,
+            per_request,
+            budget,
+        }
+    }
+
+    /// Keeps a validated chunk (a reference, not a copy). Over a cap, lets go of everything:
+    /// this request is then not replayable.
+    pub fn push(&mut self, b: &Bytes) {
+        if self.gave_up || b.is_empty() {
+            return;
+        }
+        if self.len + b.len() > self.per_request || !self.budget.try_take(b.len()) {
+            self.give_up();
+            return;
+        }
+        self.len += b.len();
+        self.chunks.push(b.clone());
+    }
+
+    /// The body is complete (the validator passed its end).
+    pub fn finish(&mut self) {
+        self.complete = true;
+    }
+
+    /// Starts over (a new attempt replays the body from its first byte).
+    pub fn reset(&mut self) {
+        self.budget.give_back(self.len);
+        self.chunks.clear();
+        self.len = 0;
+        self.complete = false;
+        self.gave_up = false;
+    }
+
+    /// Stops holding (over a cap, or the request was refused).
+    pub fn give_up(&mut self) {
+        self.budget.give_back(self.len);
+        self.chunks = Vec::new();
+        self.len = 0;
+        self.gave_up = true;
+    }
+
+    /// Every byte of the validated body is held.
+    pub fn is_complete(&self) -> bool {
+        self.complete && !self.gave_up
+    }
+
+    /// Still holding (maybe not yet complete).
+    pub fn is_holding(&self) -> bool {
+        !self.gave_up
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.give_back(self.len);
+    }
+}
+
+/// ES's answer to a replayed request, buffered whole.
+#[derive(Debug)]
+pub struct Answer {
+    /// Status and headers as ES sent them.
+    pub header: ResponseHeader,
+    /// The whole body.
+    pub body: Bytes,
+    /// How many sends it took (the first replay is 1).
+    pub attempts: u32,
+}
+
+/// Why one send failed.
+#[derive(Debug)]
+enum SendError {
+    Connect(String),
+    Exchange(String),
+}
+
+/// Counters of what the replayer did.
+#[derive(Debug, Default)]
+pub struct ReplayStats {
+    /// Bulks the replayer took over.
+    pub started: AtomicU64,
+    /// Of those, answered by ES with something other than 429/503.
+    pub recovered: AtomicU64,
+    /// Of those, given up when the budget ran out.
+    pub exhausted: AtomicU64,
+}
+
+/// Sends held bulks again with backoff, within the time budget.
+pub struct Replayer {
+    pool: Arc<Pool>,
+    connector: Connector,
+    budget: Arc<HoldBudget>,
+    /// What it did.
+    pub stats: ReplayStats,
+}
+
+impl Replayer {
+    /// A replayer over the primary pool, with the default global hold cap.
+    pub fn new(pool: Arc<Pool>) -> Replayer {
+        Replayer {
+            pool,
+            connector: Connector::new(None),
+            budget: HoldBudget::new(MAX_HELD_TOTAL),
+            stats: ReplayStats::default(),
+        }
+    }
+
+    /// A fresh hold for one request, unless its declared length already exceeds the cap.
+    pub fn hold(&self, declared_len: Option<u64>) -> Option<Held> {
+        if declared_len.is_some_and(|n| n > MAX_HELD_PER_REQUEST as u64) {
+            return None;
+        }
+        Some(Held::new(self.budget.clone(), MAX_HELD_PER_REQUEST))
+    }
+
+    /// Bytes held over all requests right now.
+    pub fn held_bytes(&self) -> usize {
+        self.budget.used()
+    }
+
+    /// Whether ES's answer is back-pressure worth waiting out.
+    pub fn is_backpressure(status: u16) -> bool {
+        matches!(status, 429 | 503)
+    }
+
+    /// Sends `body` (complete) with `head` (the upstream request as first sent) until ES
+    /// answers other than 429/503 or `deadline` passes. `avoid` is the peer that just failed.
+    /// Returns ES's last answer, or `None` when no answer came at all.
+    pub async fn run(
+        &self,
+        head: &RequestHeader,
+        body: &Held,
+        avoid: Option<usize>,
+        deadline: Instant,
+    ) -> Option<Answer> {
+        debug_assert!(body.is_complete());
+        self.stats.started.fetch_add(1, Ordering::Relaxed);
+        let mut exclude: Vec<usize> = avoid.into_iter().filter(|_| self.pool.len() > 1).collect();
+        let mut last: Option<Answer> = None;
+        let mut attempts = 0u32;
+        let mut backoff = FIRST_BACKOFF;
+        let mut wait = Duration::ZERO;
+        // Transport failures are for failing over to a live peer, not for waiting out a dead
+        // (or misconfigured) cluster: each peer once, plus two short backoffs.
+        let mut transport_failures = 0usize;
+        let max_transport_failures = self.pool.len() + 2;
+        loop {
+            let now = Instant::now();
+            if now + wait >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+            let Some(chosen) = self.pool.select(&exclude) else {
+                break;
+            };
+            attempts += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let sent =
+                tokio::time::timeout(remaining, self.send_once(chosen.index, head, body)).await;
+            match sent {
+                Err(_) => break,
+                Ok(Ok(mut a)) => {
+                    a.attempts = attempts;
+                    let status = a.header.status.as_u16();
+                    if !Self::is_backpressure(status) {
+                        self.stats.recovered.fetch_add(1, Ordering::Relaxed);
+                        info!(
+                            "bulk replayed to {} after {attempts} attempt(s): {status}",
+                            self.pool.name(chosen.index)
+                        );
+                        return Some(a);
+                    }
+                    // ES asked us to slow down: honour Retry-After when it fits the budget.
+                    wait = retry_after(&a.header).unwrap_or(backoff).min(MAX_BACKOFF);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    exclude.clear();
+                    last = Some(a);
+                }
+                Ok(Err(e)) => {
+                    transport_failures += 1;
+                    if matches!(e, SendError::Connect(_)) {
+                        self.pool.mark_down(chosen.index);
+                    }
+                    warn!(
+                        "bulk replay to {} failed: {e}",
+                        self.pool.name(chosen.index)
+                    );
+                    // Another peer at once the first time; then back off.
+                    wait = if attempts == 1 && self.pool.len() > 1 {
+                        Duration::ZERO
+                    } else {
+                        let w = backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        w
+                    };
+                    exclude = if self.pool.len() > 1 {
+                        vec![chosen.index]
+                    } else {
+                        vec![]
+                    };
+                    if transport_failures >= max_transport_failures {
+                        break;
+                    }
+                }
+            }
+        }
+        self.stats.exhausted.fetch_add(1, Ordering::Relaxed);
+        warn!("bulk replay gave up after {attempts} attempt(s)");
+        last
+    }
+
+    async fn send_once(
+        &self,
+        index: usize,
+        head: &RequestHeader,
+        body: &Held,
+    ) -> Result<Answer, SendError> {
+        let peer = self.pool.peer(index);
+        let (mut s, _reused) = self
+            .connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| SendError::Connect(e.to_string()))?;
+        let x = |e: Box<pingora::Error>| SendError::Exchange(e.to_string());
+        let mut req = head.clone();
+        self.pool.prepare_header(index, &mut req).map_err(x)?;
+        req.remove_header(&http::header::TRANSFER_ENCODING);
+        req.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
+            .map_err(x)?;
+        s.write_request_header(Box::new(req)).await.map_err(x)?;
+        for c in &body.chunks {
+            s.write_request_body(c.clone(), false).await.map_err(x)?;
+        }
+        s.finish_request_body().await.map_err(x)?;
+        s.read_response_header().await.map_err(x)?;
+        let header = s
+            .response_header()
+            .cloned()
+            .ok_or_else(|| SendError::Exchange("no response header".into()))?;
+        let mut out = BytesMut::new();
+        while let Some(b) = s.read_response_body().await.map_err(x)? {
+            if out.len() + b.len() > MAX_RESPONSE {
+                return Err(SendError::Exchange(format!(
+                    "answer over {MAX_RESPONSE} bytes"
+                )));
+            }
+            out.extend_from_slice(&b);
+        }
+        if s.response_done() {
+            self.connector
+                .release_http_session(s, &peer, peer.options.idle_timeout)
+                .await;
+        }
+        Ok(Answer {
+            header,
+            body: out.freeze(),
+            attempts: 0,
+        })
+    }
+}
+
+/// `Retry-After` in whole seconds, if ES sent one.
+fn retry_after(h: &ResponseHeader) -> Option<Duration> {
+    let v = h.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Connect(e) => write!(f, "connect: {e}"),
+            SendError::Exchange(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_body_is_capped_per_request_and_lets_go_of_everything() {
+        let budget = HoldBudget::new(1 << 20);
+        let mut h = Held::new(budget.clone(), 10);
+        h.push(&Bytes::from_static(b"123456"));
+        assert_eq!(budget.used(), 6);
+        h.push(&Bytes::from_static(b"78901"));
+        h.finish();
+        assert!(!h.is_complete() && !h.is_holding());
+        assert_eq!(budget.used(), 0, "released at once");
+    }
+
+    #[test]
+    fn global_budget_refuses_without_waiting_and_is_returned_on_drop() {
+        let budget = HoldBudget::new(8);
+        let mut a = Held::new(budget.clone(), 100);
+        let mut b = Held::new(budget.clone(), 100);
+        a.push(&Bytes::from_static(b"12345"));
+        b.push(&Bytes::from_static(b"12345"));
+        assert!(a.is_holding() && !b.is_holding());
+        a.finish();
+        assert!(a.is_complete());
+        drop(a);
+        assert_eq!(budget.used(), 0);
+        let mut c = Held::new(budget.clone(), 100);
+        c.push(&Bytes::from_static(b"12345678"));
+        assert!(c.is_holding());
+    }
+
+    #[test]
+    fn reset_starts_the_body_over() {
+        let budget = HoldBudget::new(100);
+        let mut h = Held::new(budget.clone(), 100);
+        h.push(&Bytes::from_static(b"abc"));
+        h.finish();
+        h.reset();
+        assert!(!h.is_complete() && h.is_holding() && h.is_empty());
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn only_429_and_503_are_back_pressure() {
+        assert!(Replayer::is_backpressure(429) && Replayer::is_backpressure(503));
+        for s in [200, 400, 413, 500, 502, 504] {
+            assert!(!Replayer::is_backpressure(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds_are_read() {
+        let mut h = ResponseHeader::build(429, None).unwrap();
+        h.insert_header("Retry-After", " 3 ").unwrap();
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        let h = ResponseHeader::build(429, None).unwrap();
+        assert_eq!(retry_after(&h), None);
+    }
+}

@@ -165,6 +165,24 @@ impl Proxy {
 
     /// Like [`Proxy::start_with`], with extra command-line arguments (e.g. `-u`).
     pub fn start_with_args(config: PathBuf, node: &str, port: u16, extra: &[&str]) -> Proxy {
+        let stderr = if std::env::var("ESPROXY_TEST_LOG").is_ok() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        };
+        Self::spawn(config, node, port, extra, stderr)
+    }
+
+    /// Starts esproxy with `ini` (`{PORT}` replaced) writing its log to the returned file.
+    pub fn start_logged(ini: &str, node: &str) -> (Proxy, PathBuf) {
+        let port = free_port();
+        let config = temp_file("esproxy.ini", &ini.replace("{PORT}", &port.to_string()));
+        let log = config.with_file_name("esproxy.log");
+        let file = std::fs::File::create(&log).unwrap();
+        (Self::spawn(config, node, port, &[], Stdio::from(file)), log)
+    }
+
+    fn spawn(config: PathBuf, node: &str, port: u16, extra: &[&str], stderr: Stdio) -> Proxy {
         let child = Command::new(env!("CARGO_BIN_EXE_esproxy"))
             .arg("-c")
             .arg(&config)
@@ -175,11 +193,7 @@ impl Proxy {
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdout(Stdio::null())
-            .stderr(if std::env::var("ESPROXY_TEST_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(stderr)
             .spawn()
             .expect("start esproxy");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();

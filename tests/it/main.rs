@@ -10,6 +10,7 @@ mod harness;
 mod hostile;
 mod ops;
 mod pool;
+mod strict;
 mod tee;
 mod tls;
 

@@ -3,7 +3,7 @@
 //! valid line, and every refusal is logged exactly once.
 
 use crate::fleet_ini;
-use crate::harness::{action_line, basic, session_doc, Osmem, Proxy};
+use crate::harness::{action_line, session_doc, Osmem, Proxy};
 
 const INDEX: &str = "arkime_sessions3-260819";
 const GOOD_BEFORE: usize = 3;

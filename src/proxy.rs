@@ -4,11 +4,12 @@
 
 use crate::allowlist::{self, BodyRule, Route};
 use crate::auth::{self, Sensors};
+use crate::bulk::gzip::Inflater;
 use crate::bulk::{BodyEncoding, BulkValidator};
 use crate::client_ip::{self, XffConfig};
 use crate::framing;
 use crate::metrics;
-use crate::policy::Policy;
+use crate::policy::{Limits, Policy};
 use crate::reject::Reject;
 use crate::replay::{self, Held, Replayer};
 use crate::tee::{Slot as TeeSlot, Tee};
@@ -172,7 +173,7 @@ impl EsProxy {
                 let raw = read_small_body(session, limits.max_small_body).await?;
                 let body = match encoding {
                     Encoding::Identity => raw,
-                    Encoding::Gzip => gunzip_small(&raw, limits.max_small_body)?,
+                    Encoding::Gzip => gunzip_small(&raw, limits)?,
                 };
                 allowlist::check_body(&snap.policy, &sensor, rule, &body)?;
             }
@@ -683,26 +684,19 @@ async fn read_small_body(session: &mut Session, limit: usize) -> Result<Vec<u8>,
     Ok(buf.to_vec())
 }
 
-/// Inflates a small gzip body (one member, bounded output) for inspection only; the original
-/// compressed bytes are what goes upstream.
-fn gunzip_small(raw: &[u8], limit: usize) -> Result<Vec<u8>, Reject> {
-    use std::io::Read;
-    let mut d = flate2::bufread::GzDecoder::new(raw);
+/// Inflates a small gzip body (one member, output bounded by `esProxyMaxSmallBody`) for
+/// inspection only; the original compressed bytes are what goes upstream.
+fn gunzip_small(raw: &[u8], limits: &Limits) -> Result<Vec<u8>, Reject> {
+    let small = Limits {
+        max_inflated: limits.max_small_body as u64,
+        max_chunk_inflated: limits.max_small_body,
+        ..limits.clone()
+    };
+    let mut inflater = Inflater::new();
     let mut out = Vec::new();
-    (&mut d)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| Reject::BadEncoding(format!("gzip: {e}")))?;
-    if out.len() > limit {
-        return Err(Reject::TooLarge(format!(
-            "inflated body over esProxyMaxSmallBody {limit}"
-        )));
-    }
-    // The decoder stops at the member's end (CRC and length checked); nothing may follow it.
-    if !d.into_inner().is_empty() {
-        return Err(Reject::BadEncoding(
-            "gzip: data after the end of the member".into(),
-        ));
+    inflater.inflate(raw, &mut out, &small)?;
+    if !inflater.finished() {
+        return Err(Reject::BadEncoding("gzip: truncated".into()));
     }
     Ok(out)
 }
@@ -736,15 +730,23 @@ mod tests {
         assert!(sanitize(&[b'a'; 1000]).len() < 300);
     }
 
+    fn small_limits(max_small_body: usize) -> Limits {
+        Limits {
+            max_small_body,
+            ..Limits::default()
+        }
+    }
+
     #[test]
     fn gunzip_small_round_trips_and_refuses_trailing_garbage() {
         use std::io::Write;
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(b"{\"a\":1}").unwrap();
         let mut gz = e.finish().unwrap();
-        assert_eq!(gunzip_small(&gz, 1024).unwrap(), b"{\"a\":1}");
+        let limits = small_limits(1024);
+        assert_eq!(gunzip_small(&gz, &limits).unwrap(), b"{\"a\":1}");
         gz.push(0);
-        assert!(gunzip_small(&gz, 1024).is_err());
+        assert!(gunzip_small(&gz, &limits).is_err());
     }
 
     #[test]
@@ -753,7 +755,10 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(&[b' '; 10_000]).unwrap();
         let gz = e.finish().unwrap();
-        assert!(matches!(gunzip_small(&gz, 100), Err(Reject::TooLarge(_))));
-        assert!(gunzip_small(&gz[..gz.len() - 4], 100_000).is_err());
+        assert!(matches!(
+            gunzip_small(&gz, &small_limits(1024)),
+            Err(Reject::TooLarge(_))
+        ));
+        assert!(gunzip_small(&gz[..gz.len() - 4], &small_limits(65536)).is_err());
     }
 }

@@ -1,10 +1,7 @@
 //! Sensor authentication (SPEC §2), the allowlist's answers (SPEC §4) and what goes upstream.
 
-use crate::harness::{basic, Osmem, Proxy};
+use crate::harness::{basic, Osmem, Proxy, Recorder};
 use crate::{arkime_test_ini, fleet_ini};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 
 #[test]
 fn auth_failures_get_401_with_basic_challenge_and_good_credentials_reach_es() {
@@ -81,55 +78,14 @@ fn upstream_status_body_and_content_type_pass_through_unchanged() {
     assert_eq!(via.header("content-type"), direct.header("content-type"));
 }
 
-/// A one-shot HTTP upstream that records every request head it gets and answers `{}`.
-fn recording_upstream() -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { return };
-            let seen = s2.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut w = conn;
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
-                    let cl = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap())
-                        })
-                        .unwrap_or(0);
-                    let mut body = vec![0; cl];
-                    r.read_exact(&mut body).unwrap();
-                    seen.lock().unwrap().push(head);
-                    let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
-                }
-            });
-        }
-    });
-    (url, seen)
-}
-
 #[test]
 fn sensor_credentials_never_go_upstream_and_ours_replace_them() {
-    let (url, seen) = recording_upstream();
+    let rec = Recorder::start();
     let p = Proxy::start(
-        &fleet_ini(&url, "elasticsearchBasicAuth=admin:s3cret"),
+        &fleet_ini(
+            &format!("http://{}", rec.addr),
+            "elasticsearchBasicAuth=admin:s3cret",
+        ),
         "default",
     );
     let r = p.req_h(
@@ -142,10 +98,10 @@ fn sensor_credentials_never_go_upstream_and_ours_replace_them() {
         b"",
     );
     assert_eq!(r.status, 200);
-    let heads = seen.lock().unwrap().clone();
-    let head = heads
+    let head = rec
+        .requests()
         .iter()
-        .map(|h| h.to_ascii_lowercase())
+        .map(|r| r.head.join("\n").to_ascii_lowercase())
         // Health probes carry no X-Forwarded-For; the proxied request does.
         .find(|h| h.contains("x-forwarded-for"))
         .expect("the request reached the upstream");

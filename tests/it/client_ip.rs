@@ -3,10 +3,9 @@
 //! The sensor `lbonly` may only come from 192.0.2.10, an address the test can present only
 //! through a trusted balancer (the test's own 127.0.0.1 peer, or a PROXY header).
 
-use crate::harness::{basic, read_response, Osmem, Proxy, Response};
+use crate::harness::{basic, read_response, Osmem, Proxy, Recorder, Response};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv6Addr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::{Ipv6Addr, TcpStream};
 use std::time::Duration;
 
 /// `[xff]` trusting the test (127.0.0.1) as the balancer and 198.51.100.0/24 as further hops.
@@ -108,46 +107,13 @@ fn xff_from_a_peer_that_is_not_an_internal_proxy_is_ignored() {
     );
 }
 
-/// An upstream that records request heads and answers `{}`.
-fn recording_upstream() -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s2 = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(conn) = conn else { return };
-            let seen = s2.clone();
-            std::thread::spawn(move || {
-                let mut r = BufReader::new(conn.try_clone().unwrap());
-                let mut w = conn;
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
-                    seen.lock().unwrap().push(head);
-                    let _ = w.write_all(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
-                    );
-                }
-            });
-        }
-    });
-    (url, seen)
-}
-
 #[test]
 fn upstream_gets_the_resolved_client_as_its_only_forwarded_for() {
-    let (url, seen) = recording_upstream();
-    let p = Proxy::start(&ini(&url, "", "127.0.0.1"), "default");
+    let rec = Recorder::start();
+    let p = Proxy::start(
+        &ini(&format!("http://{}", rec.addr), "", "127.0.0.1"),
+        "default",
+    );
     let auth = basic("lbonly:p1");
     let r = p.req_h(
         "GET",
@@ -159,17 +125,18 @@ fn upstream_gets_the_resolved_client_as_its_only_forwarded_for() {
         b"",
     );
     assert_eq!(r.status, 200);
-    let seen = seen.lock().unwrap();
-    let head = seen
+    let seen = rec.requests();
+    let req = seen
         .iter()
-        .find(|h| h.starts_with("GET /_cluster/health"))
+        .find(|r| r.head[0].starts_with("GET /_cluster/health"))
         .expect("request reached upstream");
-    let xff: Vec<String> = head
-        .lines()
-        .map(str::to_ascii_lowercase)
+    let xff: Vec<String> = req
+        .head
+        .iter()
+        .map(|l| l.to_ascii_lowercase())
         .filter(|l| l.starts_with("x-forwarded-for:"))
         .collect();
-    assert_eq!(xff, vec!["x-forwarded-for: 192.0.2.10"], "{head}");
+    assert_eq!(xff, vec!["x-forwarded-for: 192.0.2.10"], "{:?}", req.head);
 }
 
 // ---- PROXY protocol -------------------------------------------------------------------------

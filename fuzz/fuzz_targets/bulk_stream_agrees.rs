@@ -71,7 +71,12 @@ fuzz_target!(|data: &[u8]| {
                         let (op, meta) = v.as_object().unwrap().iter().next().unwrap();
                         let index = meta["_index"].as_str().unwrap();
                         if op != "delete" {
-                            expect_doc_for_sessions = Some(index.contains("sessions"));
+                            // Default prefix: sessions indices are `arkime_sessions3-…` and
+                            // `sessions2-…` (old prefix empty); everything else accepted is fields.
+                            expect_doc_for_sessions = Some(
+                                index.starts_with("arkime_sessions3-")
+                                    || index.starts_with("sessions2-"),
+                            );
                         }
                     }
                 }

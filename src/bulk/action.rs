@@ -153,6 +153,14 @@ pub fn check(
                 }
             }
             Target::Fields => {
+                // Capture writes field definitions to exactly `{P}fields`; a longer name
+                // (`arkime_fields_v30`, `arkime_fieldsX`) is some other index.
+                if *index != names.fields {
+                    return Err(format!(
+                        "fields index {:?} is not exactly the alias",
+                        short(index)
+                    ));
+                }
                 if op == Op::Index && id.is_none() {
                     return Err("index into fields without _id".into());
                 }
@@ -243,6 +251,13 @@ mod tests {
             }
         );
         assert!(a.has_source());
+    }
+
+    #[test]
+    fn strict_fields_index_must_be_exactly_the_alias() {
+        assert!(strict(r#"{"index":{"_index":"arkime_fieldsx","_id":"a"}}"#).is_err());
+        assert!(strict(r#"{"delete":{"_index":"arkime_fields_v30","_id":"a"}}"#).is_err());
+        assert!(lax_tests(r#"{"delete":{"_index":"tests_fields_v30","_id":"x"}}"#).is_ok());
     }
 
     #[test]

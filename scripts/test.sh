@@ -22,4 +22,9 @@ for f in conf/*.ini; do
   case "$f" in conf/arkime-tests.ini) node=esproxy ;; esac
   ./target/debug/esproxy --check-config -c "$f" -n "$node"
 done
-cargo test --locked
+# Unit, property and integration tests (doc tests: none). The closing line sums every binary.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --locked --lib --bins --tests 2>&1 | tee "$log"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;/) p += $i; if ($(i+1) ~ /^failed;/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f; exit (f > 0 || p == 0) }' "$log"

@@ -8,6 +8,7 @@ mod capture_trace;
 mod client_ip;
 mod harness;
 mod hostile;
+mod loadgen;
 mod ops;
 mod pool;
 mod strict;

@@ -193,8 +193,17 @@ fn metrics_count_allowed_denied_and_bulk_traffic() {
     let r = p.req("toronto01:secret1", "POST", "/_bulk", bad.as_bytes());
     assert_eq!(r.status, 400);
 
-    // `logging` records a request just after its answer is sent: wait for all five.
-    let t = wait_sample(run.metrics, "esproxy_requests_total", &[], 5.0);
+    // `logging` records a request just after its answer is sent, and the in-flight gauge drops
+    // when the request's context is freed after that: wait for both.
+    wait_sample(run.metrics, "esproxy_requests_total", &[], 5.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let t = loop {
+        let t = scrape(run.metrics);
+        if sample(&t, "esproxy_requests_in_flight", &[]) == 0.0 || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let s = |name: &str, labels: &[(&str, &str)]| sample(&t, name, labels);
     let root_ok = [
         ("sensor", "toronto01"),

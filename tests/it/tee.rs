@@ -181,9 +181,11 @@ fn compare_latency(tee_url: &str, label: &str) -> (Duration, Duration) {
     (mb, mt)
 }
 
+/// A tee that held the primary up would cost it seconds (connect/read timeouts) per bulk; the
+/// bound is loose so a busy shared machine's jitter never fails it, and still catches that.
 fn assert_within_noise(label: &str, (base, teed): (Duration, Duration)) {
     assert!(
-        teed <= base * 2 + Duration::from_millis(30),
+        teed <= base * 4 + Duration::from_millis(250),
         "{label}: {teed:?} against {base:?}"
     );
 }

@@ -46,6 +46,22 @@ pub enum Kind {
     Null,
 }
 
+impl Kind {
+    /// The kind of a parsed value (how the scanner's summary is compared with the reference
+    /// parse in tests and fuzzing).
+    pub fn of(v: &serde_json::Value) -> Kind {
+        use serde_json::Value;
+        match v {
+            Value::Object(_) => Kind::Object,
+            Value::Array(_) => Kind::Array,
+            Value::String(_) => Kind::String,
+            Value::Number(_) => Kind::Number,
+            Value::Bool(_) => Kind::Bool,
+            Value::Null => Kind::Null,
+        }
+    }
+}
+
 /// A string value as it appears in the line, between its quotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawStr<'a> {
@@ -680,15 +696,7 @@ mod tests {
         let want = parse_strict(line, max_depth);
         match (&got, &want) {
             (Ok(sum), Ok(v)) => {
-                let kind = |v: &Value| match v {
-                    Value::Object(_) => Kind::Object,
-                    Value::Array(_) => Kind::Array,
-                    Value::String(_) => Kind::String,
-                    Value::Number(_) => Kind::Number,
-                    Value::Bool(_) => Kind::Bool,
-                    Value::Null => Kind::Null,
-                };
-                assert_eq!(sum.top, kind(v), "top kind of {:?}", show(line));
+                assert_eq!(sum.top, Kind::of(v), "top kind of {:?}", show(line));
                 let obj = v.as_object();
                 assert_eq!(sum.top_keys, obj.map_or(0, |o| o.len()));
                 assert_eq!(
@@ -696,7 +704,7 @@ mod tests {
                     obj.is_some_and(|o| o.keys().any(|k| k.starts_with('_')))
                 );
                 let node = obj.and_then(|o| o.get("node"));
-                assert_eq!(sum.target.map(|t| t.0), node.map(kind));
+                assert_eq!(sum.target.map(|t| t.0), node.map(Kind::of));
                 if let (Some((Kind::String, Some(raw))), Some(Value::String(s))) =
                     (sum.target, node)
                 {

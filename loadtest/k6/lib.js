@@ -105,6 +105,19 @@ export const thresholds = {
   http_req_failed: ['rate==0'],
 };
 
+/** The latency statistics every script reports (p50 is k6's `med`). */
+export const TREND_STATS = ['med', 'p(99)', 'max'];
+
+/** Options of a closed-model run: VUS users (default 8) for DURATION (default 20s). */
+export function constantVus() {
+  return {
+    vus: parseInt(__ENV.VUS || '8', 10),
+    duration: __ENV.DURATION || '20s',
+    thresholds,
+    summaryTrendStats: TREND_STATS,
+  };
+}
+
 /** Prints req/s, MB/s and p50/p99 (ms) and writes the same as JSON to $SUMMARY. */
 export function summary(data) {
   const m = data.metrics;

@@ -25,6 +25,7 @@ use std::fmt::Write as _;
 use http::Method;
 use serde_json::{Map, Value};
 
+use crate::bulk::scan::{Kind, Scanner, Summary};
 use crate::json;
 use crate::policy::Policy;
 use crate::reject::Reject;
@@ -250,8 +251,15 @@ pub fn classify(
     })
 }
 
-/// Checks a buffered (and inflated) body against `rule` for `sensor`. Every body is parsed with
-/// [`json::parse_strict`] bounded by `policy.limits.max_depth`; refusals are [`Reject::BadBody`].
+thread_local! {
+    /// One scanner per worker thread: its scratch buffers are reused from request to request
+    /// (they grow to the largest buffered body, itself bounded).
+    static SCANNER: std::cell::RefCell<Scanner> = std::cell::RefCell::new(Scanner::new());
+}
+
+/// Checks a buffered (and inflated) body against `rule` for `sensor`. Every body must be strict
+/// JSON nested at most `policy.limits.max_depth` deep ([`json::parse_strict`], or the bulk
+/// scanner, which accepts exactly the same); refusals are [`Reject::BadBody`].
 pub fn check_body(
     policy: &Policy,
     sensor: &str,
@@ -262,13 +270,31 @@ pub fn check_body(
     if *rule == JsonRule::UsersCount && body.is_empty() {
         return Ok(());
     }
-    let v = json::parse_strict(body, policy.limits.max_depth)
-        .map_err(|e| Reject::BadBody(sanitize(&format!("{}: {e}", rule.label()))))?;
+    let bad_json =
+        |e: &dyn std::fmt::Display| Reject::BadBody(sanitize(&format!("{}: {e}", rule.label())));
+    // The documents every sensor writes every few seconds (stats, dstats, files, sequence,
+    // history) are decided by their top level alone: the bulk scanner checks them in one pass
+    // without building a value (it accepts exactly what `parse_strict` accepts).
+    let top_level = match rule {
+        JsonRule::NodeStatsDoc => Some(Some("nodeName")),
+        JsonRule::FilesDoc => Some(Some("node")),
+        JsonRule::SequenceDoc | JsonRule::HistoryDoc => Some(None),
+        _ => None,
+    };
+    if let Some(field) = top_level {
+        let sum = SCANNER
+            .with_borrow_mut(|sc| sc.scan(body, policy.limits.max_depth, field.map(str::as_bytes)))
+            .map_err(|e| bad_json(&e))?;
+        return top_level_verdict(rule, &sum, sensor)
+            .map_err(|why| Reject::BadBody(format!("{}: {why}", rule.label())));
+    }
+    let v = json::parse_strict(body, policy.limits.max_depth).map_err(|e| bad_json(&e))?;
     let strict = policy.strict;
     let verdict = match rule {
-        JsonRule::NodeStatsDoc => node_field_is(&v, "nodeName", sensor),
-        JsonRule::FilesDoc => node_field_is(&v, "node", sensor),
-        JsonRule::SequenceDoc => sequence_doc(&v),
+        JsonRule::NodeStatsDoc
+        | JsonRule::FilesDoc
+        | JsonRule::SequenceDoc
+        | JsonRule::HistoryDoc => unreachable!("decided by the top level above"),
         JsonRule::FilesUpdate => files_update(&v, sensor),
         JsonRule::FilesSearch if strict => files_search_strict(&v, sensor),
         JsonRule::FilesSearch => files_search_lax(&v, sensor),
@@ -282,7 +308,6 @@ pub fn check_body(
         JsonRule::FieldsSearch => fields_search(&v),
         JsonRule::LookupsSearch => lookups_search(&v),
         JsonRule::UsersCount => users_count(&v),
-        JsonRule::HistoryDoc => obj(&v).map(|_| ()),
     };
     verdict.map_err(|why| Reject::BadBody(format!("{}: {why}", rule.label())))
 }
@@ -930,19 +955,24 @@ fn no_forbidden_keys(v: &Value) -> Verdict {
 }
 
 /// A document whose top-level `field` is exactly the sensor's name.
-fn node_field_is(v: &Value, field: &str, node: &str) -> Verdict {
-    match obj(v)?.get(field) {
-        Some(Value::String(s)) if s == node => Ok(()),
-        Some(_) => Err("node field is not the sensor"),
-        None => Err("node field missing"),
+/// The rules decided by a document's top level, from the scanner's summary of it: an object
+/// whose node field (the one the scan was asked for) is the sensor; `{}` for a sequence.
+fn top_level_verdict(rule: &JsonRule, sum: &Summary<'_>, sensor: &str) -> Verdict {
+    if sum.top != Kind::Object {
+        return Err("not a JSON object");
     }
-}
-
-fn sequence_doc(v: &Value) -> Verdict {
-    if obj(v)?.is_empty() {
-        Ok(())
-    } else {
-        Err("sequence body is not {}")
+    match rule {
+        JsonRule::NodeStatsDoc | JsonRule::FilesDoc => match sum.target {
+            Some((Kind::String, Some(raw)))
+                if raw.decodes_to(sensor.as_bytes(), &mut Vec::new()) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err("node field is not the sensor"),
+            None => Err("node field missing"),
+        },
+        JsonRule::SequenceDoc if sum.top_keys > 0 => Err("sequence body is not {}"),
+        _ => Ok(()),
     }
 }
 
@@ -2813,6 +2843,74 @@ mod tests {
         assert!(matches!(e, Reject::BadBody(_)), "{e:?}");
         assert!(!body_ok(&p, JsonRule::SequenceDoc, "\u{feff}{}"));
         assert!(!body_ok(&p, JsonRule::SequenceDoc, "{} // c"));
+    }
+
+    /// The top-level rules as they read on a parsed value: the reference the scanner-based
+    /// check must agree with.
+    fn top_level_reference(rule: JsonRule, body: &[u8], max_depth: usize) -> Result<(), String> {
+        let v = json::parse_strict(body, max_depth).map_err(|e| e.to_string())?;
+        let o = v.as_object().ok_or("not a JSON object")?;
+        let field = match rule {
+            JsonRule::NodeStatsDoc => "nodeName",
+            JsonRule::FilesDoc => "node",
+            JsonRule::SequenceDoc if !o.is_empty() => return Err("sequence body is not {}".into()),
+            _ => return Ok(()),
+        };
+        match o.get(field) {
+            Some(Value::String(s)) if s == NODE => Ok(()),
+            Some(_) => Err("node field is not the sensor".into()),
+            None => Err("node field missing".into()),
+        }
+    }
+
+    #[test]
+    fn top_level_documents_are_judged_like_the_parsed_reference() {
+        let bodies = [
+            r#"{"nodeName":"toronto01","ver":"6.7.1","cpu":5593}"#,
+            r#"{"nodeName":"toronto02"}"#,
+            r#"{"nodeName":"toronto01","nodeName":"toronto01"}"#,
+            r#"{"node\u004eame":"toronto01"}"#,
+            r#"{"nodeName":"toronto\u00301"}"#,
+            r#"{"nodeName":"\u0074oronto01","x":{"nodeName":"evil"}}"#,
+            r#"{"x":{"nodeName":"toronto01"}}"#,
+            r#"{"nodeName":["toronto01"]}"#,
+            r#"{"nodeName":null}"#,
+            r#"{"node":"toronto01","num":3,"name":"/data/x.pcap"}"#,
+            r#"{"node":"toronto01","node":"other"}"#,
+            r#"{"node":"toronto01","name":"a\"b"}"#,
+            r#"{"node":"toronto01"} x"#,
+            r#"["nodeName","toronto01"]"#,
+            r#""toronto01""#,
+            "{}",
+            " { } ",
+            r#"{"a":1}"#,
+            "{",
+            "",
+            "{\"nodeName\":\"toronto01\",\"c\":\"tab\there\"}",
+        ];
+        let rules = [
+            JsonRule::NodeStatsDoc,
+            JsonRule::FilesDoc,
+            JsonRule::SequenceDoc,
+            JsonRule::HistoryDoc,
+        ];
+        let policy = strict();
+        for rule in rules {
+            for body in bodies {
+                let got = check_body(&policy, NODE, &rule, body.as_bytes());
+                let want = top_level_reference(rule, body.as_bytes(), policy.limits.max_depth);
+                assert_eq!(
+                    got.is_ok(),
+                    want.is_ok(),
+                    "{rule:?} {body:?}: {got:?} vs {want:?}"
+                );
+                if let (Err(Reject::BadBody(g)), Err(w)) = (&got, &want) {
+                    if !w.contains("at line") && !w.contains("duplicate") {
+                        assert!(g.ends_with(w.as_str()), "{rule:?} {body:?}: {g} vs {w}");
+                    }
+                }
+            }
+        }
     }
 
     // ── labels and details ──

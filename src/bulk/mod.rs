@@ -35,7 +35,9 @@ pub enum BodyEncoding {
     /// No `Content-Encoding`.
     Identity,
     /// `Content-Encoding: gzip`: the validator inflates and returns plain bytes, so the proxy
-    /// forwards them without `Content-Encoding`.
+    /// forwards them without `Content-Encoding`; or, with
+    /// [`BulkValidator::forward_original`], returns the body as received once all of it
+    /// checked out.
     Gzip,
 }
 
@@ -127,7 +129,11 @@ mod tests {
 
     /// Feeds `chunks` in order (the last with eos); returns the verdict and all bytes released.
     fn run(p: &Policy, enc: BodyEncoding, chunks: &[&[u8]]) -> (Result<(), Reject>, Vec<u8>) {
-        let mut v = BulkValidator::new(p, SENSOR, enc);
+        feed_all(BulkValidator::new(p, SENSOR, enc), chunks)
+    }
+
+    /// The same with a given validator.
+    fn feed_all(mut v: BulkValidator, chunks: &[&[u8]]) -> (Result<(), Reject>, Vec<u8>) {
         let mut out = Vec::new();
         for (i, c) in chunks.iter().enumerate() {
             match v.feed(Bytes::copy_from_slice(c), i + 1 == chunks.len()) {
@@ -166,6 +172,57 @@ mod tests {
         let body = pair(SENSOR).repeat(50);
         let out =
             validate_all(&strict(), SENSOR, BodyEncoding::Gzip, &gz(body.as_bytes())).unwrap();
+        assert_eq!(out, body.as_bytes());
+    }
+
+    #[test]
+    fn stored_gzip_bulk_is_released_as_received_only_at_the_end() {
+        let body = pair(SENSOR).repeat(20);
+        let g = gz(body.as_bytes());
+        let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip).forward_original();
+        let mut out = Vec::new();
+        let parts = split_at(&g, &[g.len() / 3, 2 * g.len() / 3]);
+        for (i, c) in parts.iter().enumerate() {
+            let eos = i + 1 == parts.len();
+            let b = v.feed(Bytes::copy_from_slice(c), eos).unwrap();
+            assert!(eos || b.is_empty(), "released before the end");
+            out.extend_from_slice(&b);
+        }
+        assert_eq!(out, g, "not the received bytes");
+        assert_eq!(v.stats().docs, 20);
+        assert_eq!(v.stats().bytes_out, g.len() as u64);
+    }
+
+    #[test]
+    fn stored_gzip_bulk_with_a_bad_document_releases_nothing() {
+        let body = format!("{}{}{}", pair(SENSOR), pair("someone-else"), pair(SENSOR));
+        let g = gz(body.as_bytes());
+        for cut in [1, g.len() / 2, g.len() - 1] {
+            let v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip).forward_original();
+            let (r, out) = feed_all(v, &split_at(&g, &[cut]));
+            assert_eq!(bad_line(r.map(|()| Bytes::new())), 4);
+            assert!(
+                out.is_empty(),
+                "released {} bytes of a refused body",
+                out.len()
+            );
+        }
+        // A corrupt trailer is only known at the very end: still nothing released.
+        let mut crc = gz(pair(SENSOR).repeat(3).as_bytes());
+        let n = crc.len();
+        crc[n - 6] ^= 0x40;
+        let v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip).forward_original();
+        let (r, out) = feed_all(v, &[&crc]);
+        assert!(matches!(r, Err(Reject::BadEncoding(_))));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn store_and_forward_does_not_apply_to_identity_bodies() {
+        let body = pair(SENSOR).repeat(3);
+        let v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Identity).forward_original();
+        let (r, out) = feed_all(v, &split_at(body.as_bytes(), &[body.len() / 2]));
+        assert!(r.is_ok());
         assert_eq!(out, body.as_bytes());
     }
 
@@ -753,6 +810,35 @@ mod tests {
                 prop_assert!(out.len() < body.len() || body.is_empty());
             }
             check_released(&p, &body, &out)?;
+        }
+
+        #[test]
+        fn a_stored_gzip_body_is_released_whole_or_not_at_all(
+            p in policies(),
+            body in body_strategy(),
+            cuts in prop::collection::vec(any::<usize>(), 0..8),
+            damage in prop_oneof![
+                3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)
+            ],
+        ) {
+            let mut g = gz(&body);
+            match damage {
+                1 => { g.pop(); }
+                2 => { g.push(0); }
+                3 => { let n = g.len(); g[n - 5] ^= 1; }
+                _ => {}
+            }
+            // Same verdict as streaming the inflated lines; on success exactly the received
+            // bytes, on refusal none.
+            let whole = validate_all(&p, SENSOR, BodyEncoding::Gzip, &g);
+            let v = BulkValidator::new(&p, SENSOR, BodyEncoding::Gzip).forward_original();
+            let (r, out) = feed_all(v, &split_at(&g, &cuts));
+            prop_assert_eq!(whole.is_ok(), r.is_ok(), "{:?} vs {:?}", whole, r);
+            if r.is_ok() {
+                prop_assert_eq!(&out[..], &g[..]);
+            } else {
+                prop_assert!(out.is_empty());
+            }
         }
 
         #[test]

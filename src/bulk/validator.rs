@@ -54,6 +54,9 @@ pub struct BulkValidator {
     failed: Option<Reject>,
     /// End of stream was processed.
     finished: bool,
+    /// Store and forward (gzip bodies of known, bounded size): the compressed chunks as
+    /// received, released whole, unchanged, only once every inflated line checked out.
+    original: Option<Vec<Bytes>>,
 }
 
 impl BulkValidator {
@@ -80,7 +83,20 @@ impl BulkValidator {
             },
             failed: None,
             finished: false,
+            original: None,
         }
+    }
+
+    /// Store and forward for a gzip body: the body is still inflated and every line checked as
+    /// it arrives, but what `feed` releases is the body exactly as received (compressed), all of
+    /// it at the end of the stream and nothing before. ES gets a sixth of the bytes to read and
+    /// no byte of a bad body. The caller bounds the body's size (it is held whole); no effect
+    /// on an identity body.
+    pub fn forward_original(mut self) -> BulkValidator {
+        if self.gzip.is_some() {
+            self.original = Some(Vec::new());
+        }
+        self
     }
 
     /// Feed the next received body chunk (may be empty); `eos` is true on the last call (which
@@ -99,14 +115,24 @@ impl BulkValidator {
             }
             return Err(self.fail(Reject::BadEncoding("data after end of body".into())));
         }
-        match self.feed_inner(chunk, eos) {
-            Ok(out) => {
-                self.lines.stats.bytes_out += out.len() as u64;
-                self.finished = eos;
-                Ok(out)
+        if let Some(held) = self.original.as_mut() {
+            if !chunk.is_empty() {
+                held.push(chunk.clone());
             }
-            Err(e) => Err(self.fail(e)),
         }
+        let out = match self.feed_inner(chunk, eos) {
+            Ok(out) => out,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let out = match self.original.as_mut() {
+            // The inflated lines were only for checking; the received bytes go instead.
+            Some(held) if eos => concat(std::mem::take(held)),
+            Some(_) => Bytes::new(),
+            None => out,
+        };
+        self.lines.stats.bytes_out += out.len() as u64;
+        self.finished = eos;
+        Ok(out)
     }
 
     /// Counters for metrics and logs.
@@ -118,6 +144,9 @@ impl BulkValidator {
         self.failed = Some(e.clone());
         // Nothing held will ever be released; give the memory back now.
         self.work = Vec::new();
+        if self.original.is_some() {
+            self.original = Some(Vec::new());
+        }
         e
     }
 
@@ -147,6 +176,12 @@ impl BulkValidator {
         // trailer (CRC32, length) has checked out and nothing followed it.
         let hold_last = self.gzip.is_some() && !eos;
         let n = self.lines.framer.releasable(hold_last);
+        if self.original.is_some() {
+            // Store and forward: the checked lines are not sent, so the buffer is reused.
+            self.work.drain(..n);
+            self.lines.framer.consume(n);
+            return Ok(Bytes::new());
+        }
         Ok(self.release(n))
     }
 
@@ -294,6 +329,21 @@ impl Lines {
             }
         }
         Ok(())
+    }
+}
+
+/// The chunks as one buffer (one copy, none for a single chunk).
+fn concat(chunks: Vec<Bytes>) -> Bytes {
+    match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut all = Vec::with_capacity(chunks.iter().map(Bytes::len).sum());
+            for c in &chunks {
+                all.extend_from_slice(c);
+            }
+            Bytes::from(all)
+        }
     }
 }
 

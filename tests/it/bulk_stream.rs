@@ -115,6 +115,39 @@ fn refused_gzip_bulk_leaves_nothing_after_the_bad_line() {
         "{} docs",
         ids.len()
     );
+    // A gzip bulk with a Content-Length is stored and forwarded: refused, none of it lands.
+    assert_eq!(
+        ids.len(),
+        0,
+        "{} docs of a refused gzip bulk landed",
+        ids.len()
+    );
+}
+
+#[test]
+fn chunked_gzip_bulk_streams_its_validated_lines_inflated() {
+    // Without a Content-Length the body cannot be held whole: its validated lines stream up
+    // inflated, as before, and every document lands.
+    let es = Osmem::start();
+    let p = Proxy::start(&fleet_ini(&es.url(), ""), "default");
+    let gz = gzip(bulk("toronto01", 0, 300).as_bytes());
+    let mut head = format!(
+        "POST /_bulk HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\n\
+         Content-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        crate::harness::basic("toronto01:secret1")
+    )
+    .into_bytes();
+    for piece in gz.chunks(7000) {
+        head.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        head.extend_from_slice(piece);
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"0\r\n\r\n");
+    let r = p.raw(&head);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["errors"], false);
+    assert_eq!(es.ids(INDEX).len(), 300);
 }
 
 #[test]

@@ -160,8 +160,9 @@ impl EsProxy {
                 // A gzip bulk of known, modest size (capture's are a few hundred KB) goes
                 // upstream as it came, once all of it checked out: a sixth of the bytes to
                 // forward. Others stream their validated lines inflated.
-                let store_and_forward = enc == BodyEncoding::Gzip
-                    && content_length.is_some_and(|n| n <= GZIP_STORE_AND_FORWARD_MAX);
+                let hold_max = GZIP_STORE_AND_FORWARD_MAX.min(limits.max_line as u64 / 2);
+                let store_and_forward =
+                    enc == BodyEncoding::Gzip && content_length.is_some_and(|n| n <= hold_max);
                 ctx.inflated_bulk = enc == BodyEncoding::Gzip && !store_and_forward;
                 ctx.validator = Some(if store_and_forward {
                     validator.forward_original()
@@ -668,8 +669,8 @@ fn content_length(req: &RequestHeader) -> Option<u64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
-/// Gzip bulks up to this Content-Length are held whole (compressed) and forwarded unchanged
-/// once every inflated line checked out. Half the default `esProxyMaxLine`: such a request
+/// Gzip bulks up to this Content-Length (and up to half of `esProxyMaxLine`) are held whole
+/// (compressed) and forwarded unchanged once every inflated line checked out: such a request
 /// holds at most this on top of what any bulk holds (one unfinished line).
 const GZIP_STORE_AND_FORWARD_MAX: u64 = 4 * 1024 * 1024;
 

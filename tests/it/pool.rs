@@ -313,6 +313,53 @@ fn back_pressure_from_es_is_waited_out_with_the_held_body() {
 }
 
 #[test]
+fn gzip_bulks_go_up_as_received_within_the_hold_size_and_inflated_above_it() {
+    let es = Recorder::start();
+    // esProxyMaxLine=8K: gzip bodies up to 4 KiB are held, then forwarded compressed.
+    let p = Proxy::start(
+        &ini(&format!("http://{}", es.addr), "esProxyMaxLine=8K"),
+        "default",
+    );
+    let (small, _) = bulk("small", 5);
+    let (large, _) = bulk("large", 400);
+    let (gs, gl) = (gzip(small.as_bytes()), gzip(large.as_bytes()));
+    assert!(
+        gs.len() < 4096 && gl.len() > 4096,
+        "{} {}",
+        gs.len(),
+        gl.len()
+    );
+    for g in [&gs, &gl] {
+        let r = p.req_h(
+            "POST",
+            "/_bulk",
+            &[
+                ("Authorization", &crate::harness::basic(AUTH)),
+                ("Content-Encoding", "gzip"),
+            ],
+            g,
+        );
+        assert!(ok_bulk(&r), "{} {}", r.status, r.text());
+    }
+    let seen: Vec<_> = es
+        .requests()
+        .into_iter()
+        .filter(|s| s.head[0].starts_with("POST"))
+        .collect();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen[0].complete && seen[0].body == gs,
+        "small body not as received"
+    );
+    assert_eq!(seen[0].header("content-encoding"), Some("gzip"));
+    assert!(
+        seen[1].complete && seen[1].body == large.as_bytes(),
+        "large body not inflated"
+    );
+    assert_eq!(seen[1].header("content-encoding"), None);
+}
+
+#[test]
 fn non_bulk_back_pressure_is_relayed_unchanged() {
     let es = Recorder::start_with(&[(429, r#"{"error":"busy"}"#)], false);
     let p = Proxy::start(&ini(&format!("http://{}", es.addr), ""), "default");

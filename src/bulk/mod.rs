@@ -757,6 +757,28 @@ mod tests {
         Ok(())
     }
 
+    /// 0: intact; 1: last byte cut; 2: a byte after the member; 3: CRC flipped.
+    fn damages() -> impl Strategy<Value = u8> {
+        prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)]
+    }
+
+    /// The gzip of `body`, damaged as [`damages`] says.
+    fn damaged_gz(body: &[u8], damage: u8) -> Vec<u8> {
+        let mut g = gz(body);
+        match damage {
+            1 => {
+                g.pop();
+            }
+            2 => g.push(0),
+            3 => {
+                let n = g.len();
+                g[n - 5] ^= 1;
+            }
+            _ => {}
+        }
+        g
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -787,17 +809,9 @@ mod tests {
             p in policies(),
             body in body_strategy(),
             cuts in prop::collection::vec(any::<usize>(), 0..8),
-            damage in prop_oneof![
-                3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)
-            ],
+            damage in damages(),
         ) {
-            let mut g = gz(&body);
-            match damage {
-                1 => { g.pop(); }
-                2 => { g.push(0); }
-                3 => { let n = g.len(); g[n - 5] ^= 1; }
-                _ => {}
-            }
+            let g = damaged_gz(&body, damage);
             let whole = validate_all(&p, SENSOR, BodyEncoding::Gzip, &g);
             let (r, out) = run(&p, BodyEncoding::Gzip, &split_at(&g, &cuts));
             prop_assert_eq!(whole.is_ok(), r.is_ok(), "{:?} vs {:?}", whole, r);
@@ -817,17 +831,9 @@ mod tests {
             p in policies(),
             body in body_strategy(),
             cuts in prop::collection::vec(any::<usize>(), 0..8),
-            damage in prop_oneof![
-                3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)
-            ],
+            damage in damages(),
         ) {
-            let mut g = gz(&body);
-            match damage {
-                1 => { g.pop(); }
-                2 => { g.push(0); }
-                3 => { let n = g.len(); g[n - 5] ^= 1; }
-                _ => {}
-            }
+            let g = damaged_gz(&body, damage);
             // Same verdict as streaming the inflated lines; on success exactly the received
             // bytes, on refusal none.
             let whole = validate_all(&p, SENSOR, BodyEncoding::Gzip, &g);

@@ -120,19 +120,14 @@ impl BulkValidator {
                 held.push(chunk.clone());
             }
         }
-        let out = match self.feed_inner(chunk, eos) {
-            Ok(out) => out,
-            Err(e) => return Err(self.fail(e)),
-        };
-        let out = match self.original.as_mut() {
-            // The inflated lines were only for checking; the received bytes go instead.
-            Some(held) if eos => concat(std::mem::take(held)),
-            Some(_) => Bytes::new(),
-            None => out,
-        };
-        self.lines.stats.bytes_out += out.len() as u64;
-        self.finished = eos;
-        Ok(out)
+        match self.feed_inner(chunk, eos) {
+            Ok(out) => {
+                self.lines.stats.bytes_out += out.len() as u64;
+                self.finished = eos;
+                Ok(out)
+            }
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     /// Counters for metrics and logs.
@@ -176,11 +171,16 @@ impl BulkValidator {
         // trailer (CRC32, length) has checked out and nothing followed it.
         let hold_last = self.gzip.is_some() && !eos;
         let n = self.lines.framer.releasable(hold_last);
-        if self.original.is_some() {
-            // Store and forward: the checked lines are not sent, so the buffer is reused.
+        if let Some(held) = self.original.as_mut() {
+            // Store and forward: the checked lines are not sent (the buffer is reused); the
+            // received bytes go instead, all at once at the end.
             self.work.drain(..n);
             self.lines.framer.consume(n);
-            return Ok(Bytes::new());
+            return Ok(if eos {
+                concat(std::mem::take(held))
+            } else {
+                Bytes::new()
+            });
         }
         Ok(self.release(n))
     }

@@ -30,19 +30,6 @@ pub fn lean_sessions_template(es: &Osmem) {
     assert!(r.status < 300, "template: {}", r.text());
 }
 
-fn gzip_req(p: &Proxy, auth: &str, body: &[u8]) -> crate::harness::Response {
-    p.req_h(
-        "POST",
-        "/_bulk",
-        &[
-            ("Authorization", auth),
-            ("Content-Type", "application/json"),
-            ("Content-Encoding", "gzip"),
-        ],
-        body,
-    )
-}
-
 #[test]
 fn valid_plain_and_gzip_bulks_land_whole() {
     let es = Osmem::start();
@@ -58,7 +45,7 @@ fn valid_plain_and_gzip_bulks_land_whole() {
     assert_eq!(r.json()["errors"], false);
 
     let gz = gzip(bulk("toronto01", 300, 600).as_bytes());
-    let r = gzip_req(&p, &crate::harness::basic("toronto01:secret1"), &gz);
+    let r = p.gzip_bulk(&crate::harness::basic("toronto01:secret1"), &gz);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["errors"], false);
 
@@ -102,8 +89,7 @@ fn refused_gzip_bulk_leaves_nothing_after_the_bad_line() {
     let mut body = bulk("toronto01", 0, 400);
     body.push_str("{\"index\":{\"_index\":\"arkime_users\"}}\n{\"userId\":\"admin\"}\n");
     body.push_str(&bulk("toronto01", 400, 800));
-    let r = gzip_req(
-        &p,
+    let r = p.gzip_bulk(
         &crate::harness::basic("toronto01:secret1"),
         &gzip(body.as_bytes()),
     );
@@ -157,7 +143,7 @@ fn corrupt_gzip_is_refused_and_nothing_lands() {
     let mut gz = gzip(bulk("toronto01", 0, 50).as_bytes());
     let n = gz.len();
     gz[n - 6] ^= 0xff; // CRC32 of the trailer
-    let r = gzip_req(&p, &crate::harness::basic("toronto01:secret1"), &gz);
+    let r = p.gzip_bulk(&crate::harness::basic("toronto01:secret1"), &gz);
     assert_eq!(r.status, 400);
     assert_eq!(
         es.ids(INDEX).len(),

@@ -6,7 +6,7 @@
 use crate::bulk_stream::lean_sessions_template;
 use crate::harness::{
     action_line, gzip, kill_osmem, osmem_at, session_doc, temp_file, test_pki, tls_terminator,
-    Osmem, Proxy, Recorder, Relay, RelayMode,
+    Osmem, Proxy, Recorded, Recorder, Relay, RelayMode,
 };
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,6 +38,14 @@ fn bulk(tag: &str, docs: usize) -> (String, Vec<String>) {
         ids.push(id);
     }
     (b, ids)
+}
+
+/// The POSTs a recording upstream received (health probes left out).
+fn posts(es: &Recorder) -> Vec<Recorded> {
+    es.requests()
+        .into_iter()
+        .filter(|s| s.head[0].starts_with("POST"))
+        .collect()
 }
 
 fn ok_bulk(r: &crate::harness::Response) -> bool {
@@ -283,21 +291,9 @@ fn back_pressure_from_es_is_waited_out_with_the_held_body() {
     // A capture-sized gzip bulk: ~1 MB raw, held (compressed) and re-sent as received.
     let (body, _) = bulk("bp", 400);
     let gz = gzip(body.as_bytes());
-    let r = p.req_h(
-        "POST",
-        "/_bulk",
-        &[
-            ("Authorization", &crate::harness::basic(AUTH)),
-            ("Content-Encoding", "gzip"),
-        ],
-        &gz,
-    );
+    let r = p.gzip_bulk(&crate::harness::basic(AUTH), &gz);
     assert!(ok_bulk(&r), "{} {}", r.status, r.text());
-    let seen: Vec<_> = es
-        .requests()
-        .into_iter()
-        .filter(|s| s.head[0].starts_with("POST"))
-        .collect();
+    let seen = posts(&es);
     let summary: Vec<(bool, usize, &str)> = seen
         .iter()
         .map(|s| (s.complete, s.body.len(), s.head[0].as_str()))
@@ -330,22 +326,10 @@ fn gzip_bulks_go_up_as_received_within_the_hold_size_and_inflated_above_it() {
         gl.len()
     );
     for g in [&gs, &gl] {
-        let r = p.req_h(
-            "POST",
-            "/_bulk",
-            &[
-                ("Authorization", &crate::harness::basic(AUTH)),
-                ("Content-Encoding", "gzip"),
-            ],
-            g,
-        );
+        let r = p.gzip_bulk(&crate::harness::basic(AUTH), g);
         assert!(ok_bulk(&r), "{} {}", r.status, r.text());
     }
-    let seen: Vec<_> = es
-        .requests()
-        .into_iter()
-        .filter(|s| s.head[0].starts_with("POST"))
-        .collect();
+    let seen = posts(&es);
     assert_eq!(seen.len(), 2);
     assert!(
         seen[0].complete && seen[0].body == gs,

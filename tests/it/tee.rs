@@ -46,16 +46,7 @@ fn refused_bulk() -> String {
 }
 
 fn gzip_bulk(p: &Proxy, body: &str) -> Response {
-    p.req_h(
-        "POST",
-        "/_bulk",
-        &[
-            ("Authorization", &basic(AUTH)),
-            ("Content-Type", "application/json"),
-            ("Content-Encoding", "gzip"),
-        ],
-        &gzip(body.as_bytes()),
-    )
+    p.gzip_bulk(&basic(AUTH), &gzip(body.as_bytes()))
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

@@ -954,7 +954,6 @@ fn no_forbidden_keys(v: &Value) -> Verdict {
     }
 }
 
-/// A document whose top-level `field` is exactly the sensor's name.
 /// The rules decided by a document's top level, from the scanner's summary of it: an object
 /// whose node field (the one the scan was asked for) is the sensor; `{}` for a sequence.
 fn top_level_verdict(rule: &JsonRule, sum: &Summary<'_>, sensor: &str) -> Verdict {

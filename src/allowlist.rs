@@ -1513,7 +1513,7 @@ mod tests {
     fn every_request_in_the_capture_trace_passes_in_strict_mode() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/spec/capture-trace.txt"
+            "/tests/data/capture-trace.txt"
         );
         let text = std::fs::read_to_string(path).expect("capture-trace.txt");
         let policy = strict();

@@ -1,4 +1,4 @@
-//! Replays the recorded requests of a real Arkime capture (`../shared/spec/capture-trace.txt`:
+//! Replays the recorded requests of a real Arkime capture (`tests/data/capture-trace.txt`:
 //! offline plain, offline gzip, live) through esproxy in its default strict mode. Not one of them
 //! may be refused, and what capture wrote must land in ES. The trace keeps the first 300 bytes of
 //! each body: shorter bodies are replayed byte for byte; longer ones are rebuilt in the same shape
@@ -57,9 +57,9 @@ fn rebuild_bulk(decoded_prefix: &str, size: usize) -> String {
 fn parse_trace() -> Vec<Recorded> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/spec/capture-trace.txt"
+        "/tests/data/capture-trace.txt"
     ))
-    .expect("../shared/spec/capture-trace.txt beside the repository");
+    .expect("tests/data/capture-trace.txt");
     let mut out: Vec<Recorded> = Vec::new();
     let mut section = '?';
     let mut body_len = 0usize;

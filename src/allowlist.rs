@@ -1511,10 +1511,7 @@ mod tests {
 
     #[test]
     fn every_request_in_the_capture_trace_passes_in_strict_mode() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/capture-trace.txt"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/capture-trace.txt");
         let text = std::fs::read_to_string(path).expect("capture-trace.txt");
         let policy = strict();
         let (mut requests, mut bodies) = (0, 0);

@@ -10,6 +10,7 @@
 //!             ──► auth       (Basic and/or certificate names + client IP → sensor name, or 401)
 //!             ──► allowlist  (method + canonical path + query → Route, or Reject → 400)
 //!             ──► upstream   (pick a healthy ES peer; TLS; our credentials replace the sensor's)
+//!             ──► upstream_head (only allowlisted sensor headers go upstream, and our XFF)
 //!             ──► bulk       (per body chunk: only complete, validated lines go upstream)
 //!             ──► tee        (the validated bytes, mirrored in the background; never waits)
 //!             ──► replay     (a held bulk ES refused with 429/503 or lost is sent again)
@@ -39,3 +40,4 @@ pub mod replay;
 pub mod tee;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_head;

@@ -356,22 +356,10 @@ impl ProxyHttp for EsProxy {
         let idx = ctx.peer.expect("peer chosen");
         // The canonical target that was validated, never the raw one.
         up.set_raw_path(route.forward.as_bytes())?;
+        // Only allowlisted headers of the sensor's, and our X-Forwarded-For.
+        crate::upstream_head::rewrite(up, ctx.client, ctx.inflated_bulk)?;
         // The sensor's credentials never go upstream; ours replace them.
         self.pool.prepare_header(idx, up)?;
-        // Our own X-Forwarded-For, never the raw one.
-        if let Some(snap) = &ctx.snap {
-            up.remove_header(snap.xff.header_name());
-        }
-        up.remove_header("X-Forwarded-For");
-        if let Some(ip) = ctx.client {
-            up.insert_header("X-Forwarded-For", ip.to_string())?;
-        }
-        up.remove_header(&http::header::EXPECT);
-        if ctx.inflated_bulk {
-            // We forward the inflated, validated lines: the size changes, so chunked framing.
-            up.remove_header(&http::header::CONTENT_ENCODING);
-            up.remove_header(&http::header::CONTENT_LENGTH);
-        }
         self.start_attempt(session, up, ctx);
         Ok(())
     }

@@ -14,6 +14,7 @@ mod pool;
 mod strict;
 mod tee;
 mod tls;
+mod upstream_head;
 
 /// Arkime's own regression layout (`[esproxy] prefix=tests`, sensor `test`), run with `-n esproxy`.
 pub fn arkime_test_ini(es: &str, strict: bool) -> String {

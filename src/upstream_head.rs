@@ -1,0 +1,228 @@
+//! The upstream request head: which of the sensor's headers Elasticsearch may see (issue #18).
+//!
+//! Owns one decision: the header allowlist. Every header the sensor sent is dropped unless its
+//! name is in [`SENSOR_KEPT`]; the headers esproxy sets itself ([`ESPROXY_SET`]) are removed
+//! here and put back with our values by their owners (`Host` and credentials by `upstream`, the
+//! client address here). The header set is part of the request we validated: a sensor must not
+//! reach Elasticsearch's run-as (`es-security-runas-user`), OpenSearch's impersonation
+//! (`opendistro_security_impersonate_as`, `securitytenant`), forwarded-address headers a cluster
+//! may trust, or anything else that changes who ES thinks is asking. The tee gets the head built
+//! here (with its own credentials), so both clusters see the same names.
+//!
+//! Must not decide routes or bodies, and must not read configuration.
+
+use pingora::http::RequestHeader;
+use std::net::IpAddr;
+
+/// Headers of the sensor's request that are forwarded (lower case), each with why:
+/// - `content-type`: ES needs it to parse a body (capture and the viewer send
+///   `application/json`);
+/// - `content-length`, `transfer-encoding`: the framing of the body we forward (the listener
+///   already refused ambiguous framing; an inflated bulk is re-framed by [`rewrite`]);
+/// - `content-encoding`: a body forwarded compressed (`gzip`, checked by the body rules);
+///   dropped when esproxy forwards the inflated bytes;
+/// - `accept`, `accept-encoding`: the answer's format, passed back to the sensor as ES gives it;
+/// - `user-agent`: ES logs it (deprecation logs name the client);
+/// - `x-opaque-id`: ES tags tasks and slow logs with it; kept only when one value, at most
+///   [`MAX_OPAQUE_ID`] bytes, printable ASCII.
+pub const SENSOR_KEPT: &[&str] = &[
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "content-encoding",
+    "accept",
+    "accept-encoding",
+    "user-agent",
+    "x-opaque-id",
+];
+
+/// Headers Elasticsearch receives with esproxy's values, never the sensor's: `host` and
+/// `authorization` (our credentials for the chosen peer, set by `upstream`; request signing
+/// adds its own headers the same way, after this module), `x-forwarded-for` (the client
+/// address esproxy determined).
+pub const ESPROXY_SET: &[&str] = &["host", "authorization", "x-forwarded-for"];
+
+/// Longest `X-Opaque-Id` forwarded, bytes. Clients put a request or trace id there; anything
+/// longer is not an id and only bloats ES's task list and slow logs.
+pub const MAX_OPAQUE_ID: usize = 256;
+
+/// Whether a header the sensor sent under `name` (any case) goes upstream as it is.
+pub fn sensor_header_kept(name: &str) -> bool {
+    SENSOR_KEPT.iter().any(|k| k.eq_ignore_ascii_case(name))
+}
+
+/// Whether an `X-Opaque-Id` value is forwarded: bounded and printable ASCII (no control bytes
+/// that could split a log line on the ES side).
+pub fn opaque_id_ok(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_OPAQUE_ID
+        && value.iter().all(|b| (0x20..=0x7e).contains(b))
+}
+
+/// Turns the sensor's request head (Pingora's copy, about to go upstream) into what ES may
+/// see: drops every header not in [`SENSOR_KEPT`], sets our `X-Forwarded-For` to `client`, and
+/// for a body forwarded inflated (`inflated`) drops `Content-Encoding` and `Content-Length`
+/// (the size changes; the body goes chunked). `Host` and credentials are set afterwards by the
+/// upstream pool, for the primary and for the tee.
+pub fn rewrite(
+    up: &mut RequestHeader,
+    client: Option<IpAddr>,
+    inflated: bool,
+) -> pingora::Result<()> {
+    let mut drop: Vec<http::HeaderName> = up
+        .headers
+        .keys()
+        .filter(|n| !sensor_header_kept(n.as_str()))
+        .cloned()
+        .collect();
+    let opaque: Vec<&[u8]> = up
+        .headers
+        .get_all("x-opaque-id")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    if !matches!(opaque.as_slice(), [one] if opaque_id_ok(one)) {
+        drop.push(http::HeaderName::from_static("x-opaque-id"));
+    }
+    if inflated {
+        drop.push(http::header::CONTENT_ENCODING);
+        drop.push(http::header::CONTENT_LENGTH);
+    }
+    for name in &drop {
+        up.remove_header(name);
+    }
+    if let Some(ip) = client {
+        up.insert_header(
+            http::header::HeaderName::from_static("x-forwarded-for"),
+            ip.to_string(),
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every name the issue lists, with whether a sensor's copy goes upstream.
+    const TABLE: &[(&str, bool)] = &[
+        ("Content-Type", true),
+        ("Content-Length", true),
+        ("Transfer-Encoding", true),
+        ("Content-Encoding", true),
+        ("Accept", true),
+        ("Accept-Encoding", true),
+        ("User-Agent", true),
+        ("X-Opaque-Id", true),
+        // Who ES thinks is asking.
+        ("es-security-runas-user", false),
+        ("opendistro_security_impersonate_as", false),
+        ("securitytenant", false),
+        // Client-address headers a cluster may trust.
+        ("Forwarded", false),
+        ("X-Real-IP", false),
+        ("X-Forwarded-For", false),
+        ("X-Forwarded-Host", false),
+        ("X-Forwarded-Proto", false),
+        ("X-Forwarded-Port", false),
+        ("X-Forwarded-Server", false),
+        ("X-Forwarded-Prefix", false),
+        ("X-Client-IP", false),
+        ("True-Client-IP", false),
+        // AWS signing, cookies, product origin.
+        ("X-Amz-Date", false),
+        ("X-Amz-Security-Token", false),
+        ("X-Amz-Content-Sha256", false),
+        ("Cookie", false),
+        ("X-Elastic-Product-Origin", false),
+        ("X-Elastic-Client-Meta", false),
+        // Ours, with our values, never the sensor's.
+        ("Authorization", false),
+        ("Proxy-Authorization", false),
+        ("Host", false),
+        // Hop by hop and everything else.
+        ("Expect", false),
+        ("Connection", false),
+        ("Keep-Alive", false),
+        ("TE", false),
+        ("Upgrade", false),
+        ("X-Unknown-Thing", false),
+        ("Elastic-Api-Version", false),
+    ];
+
+    #[test]
+    fn the_table_of_kept_and_dropped_names_holds_in_any_case() {
+        for (name, kept) in TABLE {
+            assert_eq!(sensor_header_kept(name), *kept, "{name}");
+            assert_eq!(sensor_header_kept(&name.to_ascii_lowercase()), *kept);
+            assert_eq!(sensor_header_kept(&name.to_ascii_uppercase()), *kept);
+        }
+    }
+
+    #[test]
+    fn our_own_headers_are_never_taken_from_the_sensor() {
+        for name in ESPROXY_SET {
+            assert!(!sensor_header_kept(name), "{name}");
+        }
+    }
+
+    fn head_with_every_table_name() -> RequestHeader {
+        let mut h = RequestHeader::build("POST", b"/_bulk", None).unwrap();
+        for (name, _) in TABLE {
+            h.append_header(name.to_string(), "sensor-value").unwrap();
+        }
+        h
+    }
+
+    fn names(h: &RequestHeader) -> Vec<String> {
+        let mut n: Vec<String> = h.headers.keys().map(|k| k.as_str().to_string()).collect();
+        n.sort();
+        n.dedup();
+        n
+    }
+
+    #[test]
+    fn rewrite_keeps_exactly_the_allowlist_and_puts_our_client_address() {
+        let mut h = head_with_every_table_name();
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        rewrite(&mut h, Some(ip), false).unwrap();
+        let mut want: Vec<String> = SENSOR_KEPT.iter().map(|s| s.to_string()).collect();
+        want.push("x-forwarded-for".into());
+        want.sort();
+        assert_eq!(names(&h), want);
+        let xff: Vec<_> = h.headers.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(xff, ["192.0.2.7"], "only ours, the sensor's is gone");
+        assert_eq!(h.headers["x-opaque-id"], "sensor-value");
+    }
+
+    #[test]
+    fn rewrite_of_an_inflated_body_drops_its_encoding_and_length() {
+        let mut h = head_with_every_table_name();
+        rewrite(&mut h, None, true).unwrap();
+        assert!(!h.headers.contains_key("content-encoding"));
+        assert!(!h.headers.contains_key("content-length"));
+        assert!(!h.headers.contains_key("x-forwarded-for"));
+        assert!(h.headers.contains_key("content-type"));
+    }
+
+    #[test]
+    fn opaque_id_is_kept_only_when_single_bounded_and_printable() {
+        let with = |values: &[&[u8]]| {
+            let mut h = RequestHeader::build("GET", b"/", None).unwrap();
+            for v in values {
+                h.append_header("X-Opaque-Id", http::HeaderValue::from_bytes(v).unwrap())
+                    .unwrap();
+            }
+            rewrite(&mut h, None, false).unwrap();
+            h.headers.get("x-opaque-id").map(|v| v.as_bytes().to_vec())
+        };
+        assert_eq!(with(&[b"req-42 abc"]), Some(b"req-42 abc".to_vec()));
+        let longest = vec![b'a'; MAX_OPAQUE_ID];
+        assert_eq!(with(&[&longest]), Some(longest.clone()));
+        assert_eq!(with(&[&vec![b'a'; MAX_OPAQUE_ID + 1]]), None, "too long");
+        assert_eq!(with(&[b"a\tb"]), None, "control byte");
+        assert_eq!(with(&["caf\u{e9}".as_bytes()]), None, "not ASCII");
+        assert_eq!(with(&[b""]), None, "empty");
+        assert_eq!(with(&[b"one", b"two"]), None, "two values");
+    }
+}

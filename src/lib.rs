@@ -17,7 +17,8 @@
 //!             ──► proxy      (glue: calls the above in order, maps Reject → response, logs denials)
 //! ```
 //! `config` is the only module that reads files; `reject` is the only place a refusal becomes a
-//! status code and body; `json` is the one strict JSON reader the body checks share.
+//! status code and body; `json` owns strict JSON reading (the reference parser, the one-pass
+//! scanner and the action-line fast path, held to one definition of strict).
 //! Around the data path: `metrics` records what happened (never decides), `reload` swaps the
 //! per-request settings on SIGHUP and ends the process after a graceful-shutdown drain.
 #![forbid(unsafe_code)]

@@ -3,7 +3,7 @@
 //! level (type, key count, `_` keys, the `node` value).
 #![no_main]
 
-use esproxy::bulk::scan::{Kind, Scanner};
+use esproxy::json::scan::{Kind, Scanner};
 use esproxy::json::parse_strict;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::{all_digits, JsonRule};
-use crate::bulk::scan::{Kind, Summary};
+use crate::json::scan::{Kind, Summary};
 
 pub(super) type Verdict = Result<(), &'static str>;
 

@@ -37,8 +37,8 @@ use std::fmt::Write as _;
 
 use http::Method;
 
-use crate::bulk::scan::Scanner;
 use crate::json;
+use crate::json::scan::Scanner;
 use crate::policy::Policy;
 use crate::reject::Reject;
 

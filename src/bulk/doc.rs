@@ -1,10 +1,10 @@
 //! Source lines of a `_bulk` body in strict mode (SPEC §5, arkime-traffic.md §4/§7): what a
 //! document written after a given action must look like. Owns the document rules (one strict
 //! JSON object; sessions docs carry the sensor's own `node` and no `_` metadata keys; field
-//! updates are `{"doc": {…}}`); the JSON itself is judged by `scan.rs`, and which rule applies
+//! updates are `{"doc": {…}}`); the JSON itself is judged by `json::scan`, and which rule applies
 //! is decided by `action.rs`.
 
-use super::scan::{Kind, Scanner};
+use crate::json::scan::{Kind, Scanner};
 
 /// Which document rule a source line must satisfy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,8 +9,7 @@
 //!
 //! Layout, one decision per file:
 //! - `framer.rs`: NDJSON line and unit boundaries across chunks (bytes only);
-//! - [`scan`]: the one-pass strict JSON scanner for document lines (agrees with
-//!   [`crate::json::parse_strict`]);
+//! - [`crate::json::scan`] (not here): the one-pass strict JSON scanner for document lines;
 //! - [`action`]: action lines (operation, index kind, rotation suffix, `_id`);
 //! - [`doc`]: source lines in strict mode (`node` is the sensor, no `_` keys, …);
 //! - [`gzip`]: bounded streaming inflate of one gzip member;
@@ -20,7 +19,6 @@ pub mod action;
 pub mod doc;
 mod framer;
 pub mod gzip;
-pub mod scan;
 mod validator;
 
 pub use validator::BulkValidator;

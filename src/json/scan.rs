@@ -737,7 +737,7 @@ mod tests {
 
     #[test]
     fn realistic_session_doc_is_accepted_and_node_found() {
-        let doc = include_str!("testdata/session-2102.json").trim_end();
+        let doc = include_str!("../bulk/testdata/session-2102.json").trim_end();
         assert_eq!(doc.chars().count(), 2102);
         let mut sc = Scanner::new();
         let sum = sc.scan(doc.as_bytes(), 64, Some(b"node")).unwrap();

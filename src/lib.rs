@@ -4,7 +4,9 @@
 //! Every request goes through these decisions, in this order, each owned by one module:
 //!
 //! ```text
-//! connection  ──► proxy_protocol (PROXY v1/v2 header → the socket peer, read before HTTP/TLS)
+//! connection  ──► connection (caps: open / unauthenticated per client; deadlines to the first
+//!                  byte, the whole head, between keep-alive requests; hands the body idle timeout on)
+//!             ──► proxy_protocol (PROXY v1/v2 header → the socket peer, read before HTTP/TLS)
 //!             ──► tls        (listener certificate; a verified client certificate → node names)
 //! socket peer ──► client_ip  (XFF / trusted proxies → the client's IP; never allows or denies by itself)
 //!             ──► auth       (Basic and/or certificate names + client IP → sensor name, or 401)
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod bulk;
 pub mod client_ip;
 pub mod config;
+pub mod connection;
 pub mod framing;
 pub mod json;
 pub mod metrics;

@@ -4,15 +4,16 @@
 use arc_swap::ArcSwap;
 use clap::Parser;
 use esproxy::config::Config;
+use esproxy::connection::Gate;
 use esproxy::metrics;
 use esproxy::proxy::EsProxy;
-use esproxy::proxy_protocol::ProxyProtocolApp;
 use esproxy::reload::{self, Drain, Reloader};
 use esproxy::replay::Replayer;
 use esproxy::tee::Tee;
 use esproxy::upstream::{HealthCheck, Pool};
 use log::{error, info, warn};
-use pingora::listeners::TcpSocketOptions;
+use pingora::listeners::{ListenerConfig, TcpSocketOptions};
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -144,24 +145,33 @@ fn run(
         tee: tee.clone(),
         replayer: Arc::new(Replayer::new(pool.clone())),
     };
-    // The HTTP app behind a wrapper that reads PROXY protocol headers on plain TCP (TLS
-    // listeners read them in Pingora's pre-TLS hook instead).
+    // The HTTP app behind the connection gate (caps and deadlines, src/connection/), which also
+    // reads PROXY protocol headers on plain TCP (TLS listeners read them in Pingora's pre-TLS
+    // hook instead).
     let proxy = pingora::proxy::http_proxy(&server.configuration, app);
     let plain_proxy_protocol = config.listen.proxy_protocol && tls_settings.is_none();
     let mut svc = pingora::services::listening::Service::new(
         "esproxy".to_string(),
-        ProxyProtocolApp::new(proxy, plain_proxy_protocol),
+        Gate::new(proxy, config.connection.clone(), plain_proxy_protocol),
     );
     let addr = config.listen.bind_addr();
+    let listener = ListenerConfig::tcp(&addr).tcp_socket_options(sock_opts(&addr));
     match tls_settings {
         Some(settings) => {
             if config.listen.proxy_protocol {
                 svc.endpoints()
                     .set_pre_tls_callback(Arc::new(esproxy::proxy_protocol::PreTlsHeader));
             }
-            svc.add_tls_with_settings(&addr, Some(sock_opts(&addr)), settings)
+            // One TLS record's worth of read buffer (Pingora's default is 64 KiB per connection).
+            svc.add_listener(
+                listener
+                    .tls(settings)
+                    .l4_buffer(L4BufferSettings::default().read(16 * 1024)),
+            )
         }
-        None => svc.add_tcp_with_settings(&addr, sock_opts(&addr)),
+        // Plain HTTP reads straight into Pingora's head and body buffers: no 64 KiB read buffer
+        // per connection, idle or not.
+        None => svc.add_listener(listener.l4_buffer(L4BufferSettings::default().read(0))),
     }
     server.add_service(svc);
     if let Some(maddr) = config.metrics {

@@ -52,6 +52,11 @@ struct Metrics {
     reload_timestamp: IntGauge,
     restart_required: IntGauge,
     sensors: IntGauge,
+    connections_open: IntGauge,
+    connections_unauthenticated: IntGauge,
+    connections_refused: IntCounterVec,
+    connections_evicted: IntCounter,
+    connection_deadlines: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -212,6 +217,44 @@ impl Metrics {
                 &r,
                 IntGauge::new("esproxy_sensors", "Configured sensors").expect("valid metric"),
             ),
+            connections_open: register(
+                &r,
+                IntGauge::new(
+                    "esproxy_connections_open",
+                    "Sensor listener connections open now",
+                )
+                .expect("valid metric"),
+            ),
+            connections_unauthenticated: register(
+                &r,
+                IntGauge::new(
+                    "esproxy_connections_unauthenticated",
+                    "Open connections with no authenticated request yet",
+                )
+                .expect("valid metric"),
+            ),
+            connections_refused: counter_vec(
+                &r,
+                "esproxy_connections_refused_total",
+                "Connections closed at once because a cap was reached, by cap (max_connections, \
+                 per_client, unauthenticated)",
+                &["cap"],
+            ),
+            connections_evicted: register(
+                &r,
+                IntCounter::new(
+                    "esproxy_connections_evicted_total",
+                    "Unauthenticated connections closed to make room for a newer one",
+                )
+                .expect("valid metric"),
+            ),
+            connection_deadlines: counter_vec(
+                &r,
+                "esproxy_connection_deadlines_total",
+                "Connections or requests ended by a deadline (first_byte, head, keepalive_idle, \
+                 body_idle)",
+                &["deadline"],
+            ),
             registry: r,
         }
     }
@@ -349,6 +392,34 @@ pub fn tee_mirrored() {
 /// `error`, `cut`).
 pub fn tee_dropped(reason: &'static str) {
     METRICS.tee_dropped.with_label_values(&[reason]).inc();
+}
+
+/// Moves the open-connections gauge by `delta`.
+pub fn connections_open(delta: i64) {
+    METRICS.connections_open.add(delta);
+}
+
+/// Moves the unauthenticated-connections gauge by `delta`.
+pub fn connections_unauthenticated(delta: i64) {
+    METRICS.connections_unauthenticated.add(delta);
+}
+
+/// Counts a connection refused by the cap `cap` (a `connection::caps::Refusal` label).
+pub fn connection_refused(cap: &'static str) {
+    METRICS.connections_refused.with_label_values(&[cap]).inc();
+}
+
+/// Counts an unauthenticated connection evicted for a newer one.
+pub fn connection_evicted() {
+    METRICS.connections_evicted.inc();
+}
+
+/// Counts a connection or request ended by the deadline `which` (fixed set).
+pub fn connection_deadline(which: &'static str) {
+    METRICS
+        .connection_deadlines
+        .with_label_values(&[which])
+        .inc();
 }
 
 /// Records the result of a configuration reload.

@@ -7,6 +7,7 @@ use crate::auth::{self, Sensors};
 use crate::bulk::gzip::Inflater;
 use crate::bulk::{BodyEncoding, BulkValidator};
 use crate::client_ip::{self, XffConfig};
+use crate::connection::{self, Ticket};
 use crate::framing;
 use crate::metrics;
 use crate::policy::{Limits, Policy};
@@ -79,6 +80,8 @@ pub struct Ctx {
     backpressure: bool,
     /// The failed attempt was made good by a replay (logged by the replayer, not as an error).
     replayed: bool,
+    /// The connection gate's ticket (src/connection/): told when the request authenticated.
+    conn: Option<Ticket>,
 }
 
 const PROXY_ERROR_502: &[u8] = br#"{"error":"esproxy: no Elasticsearch node could be reached"}"#;
@@ -299,11 +302,28 @@ impl ProxyHttp for EsProxy {
         }
     }
 
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+        conn: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        ctx.conn = Ticket::from_context(conn);
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         ctx.started = Some(Instant::now());
         ctx.snap = Some(self.snapshot.load_full());
         match self.admit(session, ctx).await {
-            Ok(()) => Ok(false),
+            Ok(()) => {
+                // Authenticated: the connection leaves the unauthenticated caps, and its body
+                // may idle only so long (a read timeout ends the request and cuts upstream).
+                if let Some(t) = &ctx.conn {
+                    t.authenticated();
+                    session.set_read_timeout(Some(t.body_idle()));
+                }
+                Ok(false)
+            }
             Err(r) => {
                 self.log_denial(session, ctx, &r);
                 self.respond_reject(session, &r).await?;
@@ -467,6 +487,11 @@ impl ProxyHttp for EsProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if ctx.reject.is_none()
+            && connection::body_idle_timed_out(e, ctx.sensor.as_deref(), ctx.client)
+        {
+            ctx.reject = Some(Reject::BodyTimeout(e.to_string()));
+        }
         let replayed = if session.response_written().is_none() {
             self.replay_bulk(session, e, ctx).await
         } else {

@@ -7,8 +7,9 @@
 //! - [`parse`]: a pure parser over the bytes read so far. It either completes, or says how many
 //!   more bytes are certainly part of the header ([`Parse::Incomplete`]), so the reader never
 //!   consumes a byte of the request that follows.
-//! - The glue: [`read_header`] drives the parser over any async reader; [`ProxyProtocolApp`]
-//!   reads the header on a plain TCP connection before Pingora's HTTP code sees it, and
+//! - The glue: [`read_header`] drives the parser over any async reader; the connection gate
+//!   (`crate::connection`) reads the header on a plain TCP connection before Pingora's HTTP code
+//!   sees it (and [`apply`] sets the peer), and
 //!   [`PreTlsHeader`] does the same before the TLS handshake (Pingora's pre-TLS hook). Both then
 //!   replace the stream's socket digest so `Session::client_addr()` is the balancer's client.
 //!
@@ -17,16 +18,13 @@
 //! is just a malformed HTTP request.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use log::warn;
-use pingora::apps::ServerApp;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use pingora::protocols::l4::stream::Stream as L4Stream;
-use pingora::protocols::{GetSocketDigest, SocketDigest, Stream, UniqueID};
-use pingora::server::ShutdownWatch;
+use pingora::protocols::{GetSocketDigest, SocketDigest, UniqueID};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The 12-byte signature every v2 header starts with.
@@ -291,53 +289,11 @@ fn balancer(stream: &(impl GetSocketDigest + ?Sized)) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// Wraps the HTTP application on a plain TCP listener: reads the PROXY header, sets the peer
-/// address, then serves the connection (keep-alive included) with `inner`. With `enabled`
-/// false it is a transparent pass-through.
-pub struct ProxyProtocolApp<A> {
-    inner: Arc<A>,
-    enabled: bool,
-}
-
-impl<A> ProxyProtocolApp<A> {
-    /// `enabled`: whether every connection must start with a PROXY header.
-    pub fn new(inner: A, enabled: bool) -> Self {
-        ProxyProtocolApp {
-            inner: Arc::new(inner),
-            enabled,
-        }
-    }
-}
-
-#[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyProtocolApp<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        mut stream: Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<Stream> {
-        if !self.enabled {
-            return self.inner.process_new(stream, shutdown).await;
-        }
-        match read_header(&mut stream).await {
-            Ok(Header::Proxied { source, .. }) => set_peer(&mut *stream, source),
-            Ok(Header::Local) => {}
-            Err(e) => {
-                warn!("closing connection from {}: {e}", balancer(&*stream));
-                return None;
-            }
-        }
-        // Keep-alive rounds stay here: a stream handed back to the service would be taken for a
-        // new connection and asked for a second header.
-        let mut next = self.inner.process_new(stream, shutdown).await;
-        while let Some(s) = next {
-            next = self.inner.process_new(s, shutdown).await;
-        }
-        None
-    }
-
-    async fn cleanup(&self) {
-        self.inner.cleanup().await
+/// Applies a header read by [`read_header`]: a relayed connection's source becomes the peer
+/// address Pingora reports; `Local` keeps the socket's.
+pub fn apply<S: GetSocketDigest + UniqueID + ?Sized>(stream: &mut S, header: Header) {
+    if let Header::Proxied { source, .. } = header {
+        set_peer(stream, source);
     }
 }
 

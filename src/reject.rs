@@ -60,6 +60,9 @@ pub enum Reject {
     /// The request head (request line and headers) is over the configured limit.
     #[error("request head too large: {0}")]
     HeadersTooLarge(String),
+    /// No request body byte within `esProxyBodyIdleTimeout`.
+    #[error("request body idle: {0}")]
+    BodyTimeout(String),
 }
 
 /// The response the sensor gets for a refusal.
@@ -111,6 +114,11 @@ impl Reject {
                 body: b"Request headers too large",
                 www_authenticate: false,
             },
+            BodyTimeout(_) => RejectResponse {
+                status: 408,
+                body: b"Request body timeout",
+                www_authenticate: false,
+            },
             BadPath(_)
             | NotAllowed(_)
             | BadQuery(_)
@@ -144,6 +152,7 @@ impl Reject {
             BadEncoding(_) => "bad_encoding",
             TooLarge(_) => "too_large",
             HeadersTooLarge(_) => "headers_too_large",
+            BodyTimeout(_) => "body_timeout",
         }
     }
 }
@@ -186,6 +195,11 @@ mod tests {
             assert_eq!(resp.body, b"Not authorized for API");
             assert!(!resp.www_authenticate);
         }
+    }
+
+    #[test]
+    fn idle_body_is_408() {
+        assert_eq!(Reject::BodyTimeout("x".into()).response().status, 408);
     }
 
     #[test]

@@ -38,6 +38,14 @@ pub const NODE_KEYS: &[&str] = &[
     "esProxyHealthCheckTimeout",
     "esProxyHealthCheckPath",
     "esProxyAccessLog",
+    "esProxyFirstByteTimeout",
+    "esProxyHeadTimeout",
+    "esProxyKeepAliveTimeout",
+    "esProxyBodyIdleTimeout",
+    "esProxyMaxConnections",
+    "esProxyMaxUnauthenticated",
+    "esProxyMaxUnauthenticatedPerClient",
+    "esProxyConnLimitExempt",
 ];
 
 /// Keys read from `[tee]`.

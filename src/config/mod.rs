@@ -40,6 +40,14 @@
 //! | `esProxyGracePeriod` | seconds to finish requests on shutdown | 10 |
 //! | `esProxyHealthCheckInterval`, `esProxyHealthCheckTimeout`, `esProxyHealthCheckPath` | upstream health checks | 5 s, 2 s, `/` |
 //! | `esProxyAccessLog` | log every request, not only denials | `false` |
+//! | `esProxyFirstByteTimeout` | seconds from accept to a connection's first byte | 10 |
+//! | `esProxyHeadTimeout` | seconds from accept (or a keep-alive request's first byte) to the end of its head | 20 |
+//! | `esProxyKeepAliveTimeout` | seconds a connection may idle between requests | 60 |
+//! | `esProxyBodyIdleTimeout` | seconds a request body may go without a byte (the upstream request is cut) | 30 |
+//! | `esProxyMaxConnections` | open connections on the sensor listener | 10000 |
+//! | `esProxyMaxUnauthenticated` | connections with no authenticated request yet (oldest waiting evicted past it) | 4096 |
+//! | `esProxyMaxUnauthenticatedPerClient` | such connections from one client address | 64 |
+//! | `esProxyConnLimitExempt` | client IPs/CIDRs the per-client cap does not apply to (an HTTP balancer) | none |
 //!
 //! Upstream credential precedence: `elasticsearchAPIKey` > `elasticsearchBasicAuth` > the URL's
 //! own `user:pass@`.
@@ -63,7 +71,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::auth::{Sensor, Sensors};
-use crate::client_ip::XffConfig;
+use crate::client_ip::{ProxySet, XffConfig};
 use crate::policy::{Limits, Policy, Prefix};
 
 use ini::{RawEntry, RawIni};
@@ -81,6 +89,8 @@ const THREADS: (u64, u64) = (1, 1024);
 const GRACE: (u64, u64) = (0, 3600);
 const HEALTH_INTERVAL: (u64, u64) = (1, 3600);
 const HEALTH_TIMEOUT: (u64, u64) = (1, 600);
+const CONN_TIMEOUT: (u64, u64) = (1, 3600);
+const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -109,6 +119,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// Log every request (not only denials).
     pub access_log: bool,
+    /// Connection deadlines and caps on the sensor listener.
+    pub connection: crate::connection::Settings,
 }
 
 /// The listener.
@@ -622,6 +634,7 @@ impl<'a> Builder<'a> {
             .node_value("esProxyAccessLog", value::boolean)?
             .unwrap_or(false);
         let metrics = self.metrics(&listen)?;
+        let connection = self.connection(&policy)?;
 
         Ok(Config {
             file: self.file.to_path_buf(),
@@ -636,6 +649,40 @@ impl<'a> Builder<'a> {
             grace_period,
             metrics,
             access_log,
+            connection,
+        })
+    }
+
+    fn connection(&self, policy: &Policy) -> Result<crate::connection::Settings, ConfigError> {
+        let d = crate::connection::Settings::default();
+        let secs = |key: &str, default: std::time::Duration| {
+            self.node_value(key, |v| value::seconds(v, CONN_TIMEOUT.0, CONN_TIMEOUT.1))
+                .map(|v| v.unwrap_or(default))
+        };
+        let count = |key: &str, default: usize| {
+            self.node_value(key, |v| {
+                value::count(v, MAX_CONNECTIONS.0, MAX_CONNECTIONS.1)
+            })
+            .map(|v| v.map_or(default, |n| n as usize))
+        };
+        let exempt = self
+            .node_value("esProxyConnLimitExempt", ProxySet::parse)?
+            .unwrap_or_default();
+        Ok(crate::connection::Settings {
+            first_byte: secs("esProxyFirstByteTimeout", d.first_byte)?,
+            head: secs("esProxyHeadTimeout", d.head)?,
+            keepalive: secs("esProxyKeepAliveTimeout", d.keepalive)?,
+            body_idle: secs("esProxyBodyIdleTimeout", d.body_idle)?,
+            max_head_bytes: policy.limits.max_header_bytes,
+            caps: crate::connection::caps::Limits {
+                max_connections: count("esProxyMaxConnections", d.caps.max_connections)?,
+                max_unauthenticated: count(
+                    "esProxyMaxUnauthenticated",
+                    d.caps.max_unauthenticated,
+                )?,
+                per_client: count("esProxyMaxUnauthenticatedPerClient", d.caps.per_client)?,
+                exempt,
+            },
         })
     }
 

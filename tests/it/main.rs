@@ -6,6 +6,7 @@ mod auth_and_allowlist;
 mod bulk_stream;
 mod capture_trace;
 mod client_ip;
+mod connection;
 mod harness;
 mod hostile;
 mod loadgen;

@@ -62,14 +62,14 @@ fn signal(p: &Proxy, sig: &str) {
     assert!(ok.success(), "kill -{sig} failed");
 }
 
-fn scrape(addr: SocketAddr) -> String {
+pub(crate) fn scrape(addr: SocketAddr) -> String {
     let r = crate::harness::request(addr, "GET", "/metrics", &[], b"");
     assert_eq!(r.status, 200);
     r.text()
 }
 
 /// The value of the sample `name` whose labels include every `labels` pair (0 when absent).
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {

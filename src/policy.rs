@@ -1,5 +1,8 @@
 //! The request-policy knobs shared by the pure decision modules (allowlist, bulk): index prefix,
-//! strictness and size limits. Built by `config`; read-only everywhere else.
+//! strictness, size limits and the configured sensor names. Built by `config`; read-only
+//! everywhere else.
+
+use std::sync::Arc;
 
 /// Arkime's index prefix rule (SPEC §1): `P` always ends in `_` (default `arkime_`), and the
 /// "old prefix" `O` used for `sessions2` indices is empty when `P` is `arkime_`, else `P`.
@@ -83,6 +86,9 @@ pub struct Policy {
     pub strict: bool,
     /// Size limits.
     pub limits: Limits,
+    /// Every configured sensor name (`[esproxy-sensors]`): a session id shaped like another
+    /// sensor's consistent id is refused (`bulk::session_id`).
+    pub sensor_names: Arc<[String]>,
 }
 
 impl Default for Policy {
@@ -91,6 +97,7 @@ impl Default for Policy {
             prefix: Prefix::default(),
             strict: true,
             limits: Limits::default(),
+            sensor_names: Arc::from([]),
         }
     }
 }

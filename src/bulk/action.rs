@@ -2,9 +2,11 @@
 //! the next line must be. Owns the index-name rules (sessions/fields prefixes, rotation
 //! suffixes, `_id` shape); knows nothing about documents (`doc.rs`) or framing.
 
+use super::session_id;
 use crate::json;
 use crate::policy::Policy;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Action lines are ~60–120 bytes in real traffic; a longer one is refused before it is parsed
 /// so a hostile "action" cannot make the tree parser allocate many times its size.
@@ -48,21 +50,28 @@ impl Action {
     }
 }
 
-/// The index-name prefixes an action may use, built once per request from the policy.
+/// The index-name prefixes an action may use and whose session ids it may write, built once
+/// per request from the policy and the authenticated sensor.
 #[derive(Debug, Clone)]
 pub struct IndexNames {
     sessions2: String,
     sessions3: String,
     fields: String,
+    /// The authenticated sensor (consistent session ids embed it).
+    node: Box<str>,
+    /// Every configured sensor name.
+    sensors: Arc<[String]>,
 }
 
 impl IndexNames {
-    /// `{O}sessions2-`, `{P}sessions3-`, `{P}fields` for this policy's prefixes.
-    pub fn new(policy: &Policy) -> IndexNames {
+    /// `{O}sessions2-`, `{P}sessions3-`, `{P}fields` for this policy's prefixes, for `sensor`.
+    pub fn new(policy: &Policy, sensor: &str) -> IndexNames {
         IndexNames {
             sessions2: format!("{}sessions2-", policy.prefix.old),
             sessions3: format!("{}sessions3-", policy.prefix.p),
             fields: format!("{}fields", policy.prefix.p),
+            node: sensor.into(),
+            sensors: policy.sensor_names.clone(),
         }
     }
 
@@ -81,9 +90,10 @@ impl IndexNames {
     }
 }
 
-/// Checks one action line (without its `\n`). `strict` adds the rules beyond esProxy.js:
-/// metadata keys only `_index`/`_id` (strings), a real rotation suffix with a matching `_id`
-/// prefix on sessions, an `_id` on `index` into fields. The error is a short reason for the log.
+/// Checks one action line (without its `\n`). Both modes: an `_id` of at most 512 bytes.
+/// `strict` adds the rules beyond esProxy.js: metadata keys only `_index`/`_id` (strings), a
+/// real rotation suffix and a session `_id` capture could have written for this sensor
+/// ([`session_id`]), an `_id` on `index` into fields. The error is a short reason for the log.
 pub fn check(
     line: &[u8],
     names: &IndexNames,
@@ -190,6 +200,9 @@ fn decide(
     if !allowed {
         return Err(format!("{op:?} not allowed on {:?}", short(index)));
     }
+    if let Some(id) = id {
+        session_id::check_length(id)?;
+    }
     if strict {
         match target {
             Target::Sessions => {
@@ -197,12 +210,7 @@ fn decide(
                     return Err(format!("index {:?} has no rotation suffix", short(index)));
                 }
                 if let Some(id) = id {
-                    let ok = id
-                        .strip_prefix(suffix)
-                        .is_some_and(|rest| rest.starts_with('-'));
-                    if !ok {
-                        return Err("_id does not start with the index suffix".into());
-                    }
+                    session_id::check_strict(id, suffix, &names.node, &names.sensors)?;
                 }
             }
             Target::Fields => {
@@ -276,10 +284,13 @@ mod tests {
     use crate::policy::Prefix;
 
     fn names(prefix: Option<&str>) -> IndexNames {
-        IndexNames::new(&Policy {
-            prefix: Prefix::new(prefix),
-            ..Policy::default()
-        })
+        IndexNames::new(
+            &Policy {
+                prefix: Prefix::new(prefix),
+                ..Policy::default()
+            },
+            "toronto01",
+        )
     }
 
     fn strict(line: &str) -> Result<Action, String> {
@@ -418,22 +429,21 @@ mod tests {
 
     #[test]
     fn strict_session_index_needs_a_rotation_suffix_and_matching_id() {
-        assert!(strict(r#"{"index":{"_index":"arkime_sessions3-2024","_id":"1"}}"#).is_err());
-        assert!(
-            strict(r#"{"index":{"_index":"arkime_sessions3-260819","_id":"260818-x"}}"#).is_err()
-        );
-        assert!(
-            strict(r#"{"index":{"_index":"arkime_sessions3-260819","_id":"260819"}}"#).is_err()
-        );
-        assert!(
-            strict(r#"{"index":{"_index":"arkime_sessions3-260819","_id":"260819-"}}"#).is_ok()
-        );
-        assert!(
-            strict(r#"{"index":{"_index":"arkime_sessions3-260819h07","_id":"260819h07-a"}}"#)
-                .is_ok()
-        );
-        assert!(strict(r#"{"index":{"_index":"arkime_sessions3-26w33","_id":"26w33-a"}}"#).is_ok());
-        assert!(strict(r#"{"index":{"_index":"arkime_sessions3-26m08","_id":"26m08-a"}}"#).is_ok());
+        const R: &str = "XyFr4-nVi-Pfro7SVr4ix4J5";
+        let line =
+            |index: &str, id: &str| format!(r#"{{"index":{{"_index":"{index}","_id":"{id}"}}}}"#);
+        assert!(strict(&line("arkime_sessions3-2024", "2024-XyFr4")).is_err());
+        assert!(strict(&line("arkime_sessions3-260819", &format!("260818-{R}"))).is_err());
+        assert!(strict(&line("arkime_sessions3-260819", "260819")).is_err());
+        assert!(strict(&line("arkime_sessions3-260819", "260819-")).is_err());
+        assert!(strict(&line("arkime_sessions3-260819", &format!("260819-{R}"))).is_ok());
+        assert!(strict(&line(
+            "arkime_sessions3-260819h07",
+            &format!("260819h07-{R}")
+        ))
+        .is_ok());
+        assert!(strict(&line("arkime_sessions3-26w33", &format!("26w33-{R}"))).is_ok());
+        assert!(strict(&line("arkime_sessions3-26m08", &format!("26m08-{R}"))).is_ok());
         // Lax: esProxy.js only checks the prefix.
         assert!(check(
             br#"{"index":{"_index":"arkime_sessions3-anything","_id":"z"}}"#,
@@ -442,6 +452,103 @@ mod tests {
             64
         )
         .is_ok());
+    }
+
+    /// Issue #11: every id form, as toronto01 (toronto011 and paris-02 also configured), in
+    /// capture's exact line and in a reordered one (the general parse), strict and lax.
+    #[test]
+    fn session_id_table_in_strict_and_lax_mode() {
+        let n = "n".repeat(500);
+        let over_long = format!("260819-{n}-1-2"); // 511 bytes: strict refuses, lax passes
+        let over_es = format!("260819-{n}-12345-12345"); // 519 bytes: over ES's limit
+        let table: &[(&str, &str, bool, bool)] = &[
+            ("random", "260819-XyFr4-nVi-Pfro7SVr4ix4J5", true, true),
+            ("sequential", "260819-AAEAAAAAAAAAAAAAAAAAAAAB", true, true),
+            (
+                "consistent, own node",
+                "260819-toronto01-42468-33456471984",
+                true,
+                true,
+            ),
+            (
+                "consistent, other node",
+                "260819-paris-02-42468-33456471984",
+                false,
+                true,
+            ),
+            (
+                "consistent, node that has ours as prefix",
+                "260819-toronto011-7-100",
+                false,
+                true,
+            ),
+            (
+                "random-shaped consistent id of another node",
+                "260819-toronto011-1234-12345678",
+                false,
+                true,
+            ),
+            ("wrong date", "260818-XyFr4-nVi-Pfro7SVr4ix4J5", false, true),
+            (
+                "no dash after the date",
+                "260819XyFr4-nVi-Pfro7SVr4ix4J5",
+                false,
+                true,
+            ),
+            (
+                "random, 23 characters",
+                "260819-XyFr4-nVi-Pfro7SVr4ix4J",
+                false,
+                true,
+            ),
+            (
+                "random, 25 characters",
+                "260819-XyFr4-nVi-Pfro7SVr4ix4J55",
+                false,
+                true,
+            ),
+            (
+                "standard base64",
+                "260819-XyFr4+nVi/Pfro7SVr4ix4J5",
+                false,
+                true,
+            ),
+            ("space", "260819-XyFr4 nVi-Pfro7SVr4ix4J5", false, true),
+            ("non-ASCII", "260819-XyFr4-nVi-Pfro7SVr4ix4Jé", false, true),
+            (
+                "consistent, position not a number",
+                "260819-toronto01-42468-3x",
+                false,
+                true,
+            ),
+            ("long consistent-looking", &over_long, false, true),
+            ("over 512 bytes", &over_es, false, false),
+        ];
+        let policy = |strict: bool| Policy {
+            strict,
+            sensor_names: ["toronto01", "toronto011", "paris-02"]
+                .map(String::from)
+                .into(),
+            ..Policy::default()
+        };
+        for strict in [true, false] {
+            let names = IndexNames::new(&policy(strict), "toronto01");
+            for (what, id, strict_ok, lax_ok) in table {
+                let want = if strict { *strict_ok } else { *lax_ok };
+                let id_json = serde_json::to_string(id).unwrap();
+                for line in [
+                    format!(
+                        r#"{{"index":{{"_index":"arkime_sessions3-260819", "_id": {id_json}}}}}"#
+                    ),
+                    format!(
+                        r#"{{"index":{{"_id":{id_json},"_index":"arkime_sessions3-260819"}}}}"#
+                    ),
+                ] {
+                    let got = check(line.as_bytes(), &names, strict, 64);
+                    assert_eq!(got.is_ok(), want, "strict={strict} {what}: {got:?}");
+                }
+            }
+        }
     }
 
     #[test]

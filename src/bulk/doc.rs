@@ -1,8 +1,8 @@
 //! Source lines of a `_bulk` body in strict mode (SPEC §5, arkime-traffic.md §4/§7): what a
 //! document written after a given action must look like. Owns the document rules (one strict
-//! JSON object; sessions docs carry the sensor's own `node` and no `_` metadata keys; field
-//! updates are `{"doc": {…}}`); the JSON itself is judged by `json::scan`, and which rule applies
-//! is decided by `action.rs`.
+//! JSON object; sessions docs carry the sensor's own `node`, unescaped, and no `_` metadata or
+//! escaped keys; field updates are `{"doc": {…}}`); the JSON itself is judged by `json::scan`,
+//! and which rule applies is decided by `action.rs`.
 
 use crate::json::scan::{Kind, Scanner};
 
@@ -18,7 +18,7 @@ pub enum DocRule {
 }
 
 /// Checks one source line (without its `\n`) against `rule`. `sensor` is the authenticated
-/// node name; `scratch` is reused to decode an escaped `node` value. The error is a short
+/// node name, compared with the raw bytes of `node` (capture never escapes it). The error is a short
 /// reason for the log.
 pub fn check(
     scanner: &mut Scanner,
@@ -26,7 +26,6 @@ pub fn check(
     rule: DocRule,
     sensor: &[u8],
     max_depth: usize,
-    scratch: &mut Vec<u8>,
 ) -> Result<(), String> {
     let target: Option<&[u8]> = match rule {
         DocRule::Session => Some(b"node"),
@@ -44,9 +43,18 @@ pub fn check(
             if sum.underscore_key {
                 return Err("document has a top-level key starting with _".into());
             }
+            // arkime-traffic.md §7: capture writes keys as fixed ASCII names and its own node
+            // name as plain bytes, never escaped. (Keys are still compared after unescaping,
+            // so the duplicate and `_` checks hold whatever this rule says.)
+            if sum.escaped_key {
+                return Err("document has an escaped key".into());
+            }
             match sum.target {
                 None => Err("document has no node field".into()),
-                Some((Kind::String, Some(node))) if node.decodes_to(sensor, scratch) => Ok(()),
+                Some((Kind::String, Some(node))) if node.escaped => {
+                    Err("document node is escaped".into())
+                }
+                Some((Kind::String, Some(node))) if node.raw == sensor => Ok(()),
                 Some((Kind::String, _)) => Err("document node is not the sensor's".into()),
                 Some(_) => Err("document node is not a string".into()),
             }
@@ -70,19 +78,11 @@ mod tests {
             DocRule::Session,
             b"toronto01",
             64,
-            &mut Vec::new(),
         )
     }
 
     fn rule(r: DocRule, line: &str) -> Result<(), String> {
-        check(
-            &mut Scanner::new(),
-            line.as_bytes(),
-            r,
-            b"toronto01",
-            64,
-            &mut Vec::new(),
-        )
+        check(&mut Scanner::new(), line.as_bytes(), r, b"toronto01", 64)
     }
 
     #[test]
@@ -107,9 +107,24 @@ mod tests {
     }
 
     #[test]
-    fn node_is_compared_after_unescaping() {
-        assert!(session(r#"{"node":"toronto\u00301"}"#).is_ok());
-        assert!(session(r#"{"no\u0064e":"toronto01"}"#).is_ok());
+    fn escaped_keys_and_an_escaped_node_are_refused_as_capture_never_writes_them() {
+        // arkime-traffic.md §7: no escaped keys, node is the sensor's exact bytes.
+        assert!(session(r#"{"node":"toronto\u00301"}"#)
+            .unwrap_err()
+            .contains("escaped"));
+        assert!(session(r#"{"no\u0064e":"toronto01"}"#)
+            .unwrap_err()
+            .contains("escaped key"));
+        assert!(session(r#"{"node":"toronto01","x":{"\u0061":1}}"#)
+            .unwrap_err()
+            .contains("escaped key"));
+        assert!(session(r#"{"node":"toronto01","x":[{"a\/b":1}]}"#).is_err());
+        // Escapes in values are what capture writes.
+        assert!(session(r#"{"node":"toronto01","x":"a\/b\u0001"}"#).is_ok());
+    }
+
+    #[test]
+    fn node_keys_are_still_compared_after_unescaping() {
         assert!(session(r#"{"no\u0064e":"toronto01","node":"toronto01"}"#).is_err());
         assert!(session(r#"{"node":"evil","no\u0064e":"toronto01"}"#).is_err());
     }

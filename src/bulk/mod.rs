@@ -11,6 +11,8 @@
 //! - `framer.rs`: NDJSON line and unit boundaries across chunks (bytes only);
 //! - [`crate::json::scan`] (not here): the one-pass strict JSON scanner for document lines;
 //! - [`action`]: action lines (operation, index kind, rotation suffix, `_id`);
+//! - [`session_id`]: which session `_id` the sensor may write (capture's random form or its
+//!   own consistent id; 512 bytes at most);
 //! - [`doc`]: source lines in strict mode (`node` is the sensor, no `_` keys, …);
 //! - [`gzip`]: bounded streaming inflate of one gzip member;
 //! - `validator.rs`: the per-request state machine tying them together.
@@ -19,6 +21,7 @@ pub mod action;
 pub mod doc;
 mod framer;
 pub mod gzip;
+pub mod session_id;
 mod validator;
 
 pub use validator::BulkValidator;

@@ -37,8 +37,6 @@ struct Lines {
     action_line: u64,
     framer: Framer,
     scanner: Scanner,
-    /// Reused to decode an escaped `node` value.
-    scratch: Vec<u8>,
     stats: BulkStats,
 }
 
@@ -66,14 +64,13 @@ impl BulkValidator {
             lines: Lines {
                 strict: policy.strict,
                 sensor: sensor.as_bytes().into(),
-                names: IndexNames::new(policy),
+                names: IndexNames::new(policy, sensor),
                 limits: policy.limits.clone(),
                 expect: Expect::Action,
                 line_no: 0,
                 action_line: 0,
                 framer: Framer::new(),
                 scanner: Scanner::new(),
-                scratch: Vec::new(),
                 stats: BulkStats::default(),
             },
             work: Vec::new(),
@@ -319,7 +316,6 @@ impl Lines {
                         rule,
                         &self.sensor,
                         self.limits.max_depth,
-                        &mut self.scratch,
                     )
                     .map_err(|r| self.bad(no, r))?;
                 }

@@ -68,6 +68,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{Sensor, Sensors};
@@ -611,8 +612,9 @@ impl<'a> Builder<'a> {
             }
         };
         let listen = self.listen()?;
-        let policy = self.policy()?;
+        let mut policy = self.policy()?;
         let sensors = self.sensors()?;
+        policy.sensor_names = sensors.names().map(str::to_string).collect();
         let xff = self.xff()?;
         let tee = if self.ini.section("tee").is_some() {
             self.upstream(&["tee"], false)?
@@ -915,6 +917,7 @@ impl<'a> Builder<'a> {
             prefix: Prefix::new(prefix.as_deref()),
             strict,
             limits,
+            sensor_names: Arc::from([]),
         })
     }
 

@@ -93,6 +93,8 @@ pub struct Summary<'a> {
     pub top_keys: usize,
     /// Whether some top-level key starts with `_` (after unescaping).
     pub underscore_key: bool,
+    /// Whether some key, at any depth, contains a `\` escape (capture never escapes keys).
+    pub escaped_key: bool,
     /// The value of the top-level key the caller asked for, if present: its type and, for a
     /// string, its raw text.
     pub target: Option<(Kind, Option<RawStr<'a>>)>,
@@ -182,6 +184,7 @@ impl Scanner {
             top: Kind::Null,
             top_keys: 0,
             underscore_key: false,
+            escaped_key: false,
             target: None,
         };
         // Set after a top-level key equal to `target`: the next value is the one wanted.
@@ -308,6 +311,7 @@ impl Scanner {
             return Err(ScanError::Syntax("expected a key", i));
         }
         let (end, escaped) = skip_string(s, i + 1)?;
+        sum.escaped_key |= escaped;
         let span = if escaped {
             let start = self.side.len();
             decode_into(&s[i + 1..end], &mut self.side);

@@ -2,7 +2,7 @@
 //! upstream from after its first bad line; bodies stream (memory bounded by the line limit).
 
 use crate::fleet_ini;
-use crate::harness::{action_line, gzip, session_doc, Osmem, Proxy};
+use crate::harness::{action_line, gzip, session_doc, sid, Osmem, Proxy};
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -12,7 +12,7 @@ const INDEX: &str = "arkime_sessions3-260819";
 fn bulk(node: &str, from: usize, to: usize) -> String {
     let mut b = String::new();
     for i in from..to {
-        b.push_str(&action_line(INDEX, &format!("260819-doc{i:07}")));
+        b.push_str(&action_line(INDEX, &sid("doc", i)));
         b.push('\n');
         b.push_str(&session_doc(node, i));
         b.push('\n');
@@ -58,7 +58,7 @@ fn foreign_node_document_refuses_the_bulk_and_nothing_after_it_lands() {
     let p = Proxy::start(&fleet_ini(&es.url(), ""), "default");
     // toronto01 tries to write one session in toronto011's name in the middle of a bulk.
     let mut body = bulk("toronto01", 0, 50);
-    body.push_str(&action_line(INDEX, "260819-evil"));
+    body.push_str(&action_line(INDEX, &sid("evil", 0)));
     body.push('\n');
     body.push_str(&session_doc("toronto011", 50));
     body.push('\n');
@@ -70,12 +70,12 @@ fn foreign_node_document_refuses_the_bulk_and_nothing_after_it_lands() {
 
     let ids = es.ids(INDEX);
     assert!(
-        !ids.contains(&"260819-evil".to_string()),
+        !ids.contains(&sid("evil", 0)),
         "the bad document never reached ES"
     );
     for i in 51..100 {
         assert!(
-            !ids.contains(&format!("260819-doc{i:07}")),
+            !ids.contains(&sid("doc", i)),
             "doc {i} came after the bad line"
         );
     }
@@ -97,7 +97,7 @@ fn refused_gzip_bulk_leaves_nothing_after_the_bad_line() {
     assert_eq!(es.count("arkime_users", r#"{"match_all":{}}"#), 0);
     let ids = es.ids(INDEX);
     assert!(
-        ids.iter().all(|id| id.as_str() < "260819-doc0000400"),
+        ids.iter().all(|id| *id < sid("doc", 400)),
         "{} docs",
         ids.len()
     );
@@ -198,7 +198,7 @@ fn sixteen_concurrent_16mb_bulks_stream_with_bounded_memory() {
     let mut one = String::new();
     let mut i = 0;
     while one.len() < 16 * 1024 * 1024 {
-        one.push_str(&action_line(INDEX, &format!("260819-big{i:08}")));
+        one.push_str(&action_line(INDEX, &sid("big", i)));
         one.push('\n');
         one.push_str(&session_doc("toronto01", i));
         one.push('\n');

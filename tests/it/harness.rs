@@ -411,6 +411,13 @@ pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Response {
     }
 }
 
+/// A session id of capture's random form in the daily index `260819`: `260819-` and 24
+/// base64url characters, `tag` then `n` zero-padded (`tag` at most 23 characters).
+pub fn sid(tag: &str, n: usize) -> String {
+    let width = 24 - tag.len();
+    format!("260819-{tag}{n:0width$}")
+}
+
 /// A capture-shaped session document for `node` (about 2 KB, the shape of arkime-traffic.md §4).
 pub fn session_doc(node: &str, n: usize) -> String {
     format!(

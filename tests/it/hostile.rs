@@ -3,7 +3,7 @@
 //! the request carried past its last valid line.
 
 use crate::fleet_ini;
-use crate::harness::{action_line, basic, gzip, read_response, session_doc, Osmem, Proxy};
+use crate::harness::{action_line, basic, gzip, read_response, session_doc, sid, Osmem, Proxy};
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -13,7 +13,7 @@ const INDEX: &str = "arkime_sessions3-260819";
 fn pairs(node: &str, n: usize) -> String {
     let mut b = String::new();
     for i in 0..n {
-        b.push_str(&action_line(INDEX, &format!("260819-h{i:07}")));
+        b.push_str(&action_line(INDEX, &sid("h", i)));
         b.push('\n');
         b.push_str(&session_doc(node, i));
         b.push('\n');
@@ -125,7 +125,7 @@ fn line_over_the_limit_is_refused_never_truncated() {
     let es = Osmem::start();
     let p = Proxy::start(&fleet_ini(&es.url(), "esProxyMaxLine=1K"), "default");
     let mut body = pairs("toronto01", 2);
-    body.push_str(&action_line(INDEX, "260819-long"));
+    body.push_str(&action_line(INDEX, &sid("long", 0)));
     body.push('\n');
     body.push_str(&format!(
         r#"{{"node":"toronto01","pad":"{}"}}"#,
@@ -147,7 +147,7 @@ fn gzip_bomb_is_cut_at_the_inflated_limit() {
     let doc = r#"{"node":"toronto01","a":1}"#;
     let mut i = 0;
     while body.len() < 4 << 20 {
-        body.push_str(&action_line(INDEX, &format!("260819-b{i:07}")));
+        body.push_str(&action_line(INDEX, &sid("b", i)));
         body.push('\n');
         body.push_str(doc);
         body.push('\n');

@@ -12,6 +12,7 @@ mod hostile;
 mod loadgen;
 mod ops;
 mod pool;
+mod session_ids;
 mod strict;
 mod tee;
 mod tls;

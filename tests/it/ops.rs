@@ -3,7 +3,7 @@
 //! settings when the new file is bad; SIGTERM lets an in-flight bulk finish and exits as soon as
 //! it is done, never later than the grace period.
 
-use crate::harness::{action_line, basic, free_port, read_response, session_doc, temp_file};
+use crate::harness::{action_line, basic, free_port, read_response, session_doc, sid, temp_file};
 use crate::harness::{Osmem, Proxy, Response};
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -107,7 +107,7 @@ fn wait_sample(addr: SocketAddr, name: &str, labels: &[(&str, &str)], at_least: 
 fn pair(node: &str, i: usize) -> String {
     format!(
         "{}\n{}\n",
-        action_line(INDEX, &format!("260819-ops{i:07}")),
+        action_line(INDEX, &sid("ops", i)),
         session_doc(node, i)
     )
 }

@@ -5,7 +5,7 @@
 
 use crate::bulk_stream::lean_sessions_template;
 use crate::harness::{
-    action_line, gzip, kill_osmem, osmem_at, session_doc, temp_file, test_pki, tls_terminator,
+    action_line, gzip, kill_osmem, osmem_at, session_doc, sid, temp_file, test_pki, tls_terminator,
     Osmem, Proxy, Recorded, Recorder, Relay, RelayMode,
 };
 use std::collections::BTreeSet;
@@ -25,12 +25,12 @@ fn ini(urls: &str, extra: &str) -> String {
     )
 }
 
-/// A bulk of `docs` session documents with ids `260819-TAG-N`.
+/// A bulk of `docs` session documents with ids `260819-TAG-000N` (24 characters after the date).
 fn bulk(tag: &str, docs: usize) -> (String, Vec<String>) {
     let mut b = String::new();
     let mut ids = Vec::new();
     for i in 0..docs {
-        let id = format!("260819-{tag}-{i}");
+        let id = sid(&format!("{tag}-"), i);
         b.push_str(&action_line(INDEX, &id));
         b.push('\n');
         b.push_str(&session_doc("toronto01", i));

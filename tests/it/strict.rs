@@ -3,7 +3,7 @@
 //! valid line, and every refusal is logged exactly once.
 
 use crate::fleet_ini;
-use crate::harness::{action_line, session_doc, Osmem, Proxy};
+use crate::harness::{action_line, session_doc, sid, Osmem, Proxy};
 
 const INDEX: &str = "arkime_sessions3-260819";
 const GOOD_BEFORE: usize = 3;
@@ -13,14 +13,14 @@ const GOOD_BEFORE: usize = 3;
 fn sandwich(bad: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     for i in 0..GOOD_BEFORE {
-        body.extend_from_slice(action_line(INDEX, &format!("260819-b{i}")).as_bytes());
+        body.extend_from_slice(action_line(INDEX, &sid("b", i)).as_bytes());
         body.push(b'\n');
         body.extend_from_slice(session_doc("toronto01", i).as_bytes());
         body.push(b'\n');
     }
     body.extend_from_slice(bad);
     for i in 0..3 {
-        body.extend_from_slice(action_line(INDEX, &format!("260819-a{i}")).as_bytes());
+        body.extend_from_slice(action_line(INDEX, &sid("a", i)).as_bytes());
         body.push(b'\n');
         body.extend_from_slice(session_doc("toronto01", i).as_bytes());
         body.push(b'\n');
@@ -29,7 +29,7 @@ fn sandwich(bad: &[u8]) -> Vec<u8> {
 }
 
 fn evil_pair(doc: &[u8]) -> Vec<u8> {
-    let mut v = action_line(INDEX, "260819-evil").into_bytes();
+    let mut v = action_line(INDEX, &sid("evil", 0)).into_bytes();
     v.push(b'\n');
     v.extend_from_slice(doc);
     v.push(b'\n');

@@ -4,7 +4,7 @@
 
 use crate::bulk_stream::lean_sessions_template;
 use crate::harness::{
-    action_line, basic, free_port, gzip, session_doc, Osmem, Proxy, Recorded, Recorder, Relay,
+    action_line, basic, free_port, gzip, session_doc, sid, Osmem, Proxy, Recorded, Recorder, Relay,
     RelayMode, Response,
 };
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ fn ini(primary: &str, tee: Option<&str>) -> String {
 fn bulk(tag: &str, node: &str, from: usize, to: usize) -> String {
     let mut b = String::new();
     for i in from..to {
-        b.push_str(&action_line(INDEX, &format!("260819-{tag}{i:05}")));
+        b.push_str(&action_line(INDEX, &sid(tag, i)));
         b.push('\n');
         b.push_str(&session_doc(node, i));
         b.push('\n');
@@ -37,7 +37,7 @@ fn bulk(tag: &str, node: &str, from: usize, to: usize) -> String {
 /// Toronto01's bulk with one document in toronto011's name in the middle.
 fn refused_bulk() -> String {
     let mut b = bulk("ok", "toronto01", 0, 50);
-    b.push_str(&action_line(INDEX, "260819-evil"));
+    b.push_str(&action_line(INDEX, &sid("evil", 0)));
     b.push('\n');
     b.push_str(&session_doc("toronto011", 50));
     b.push('\n');

@@ -3,7 +3,7 @@
 //! suffixes, `_id` shape); knows nothing about documents (`doc.rs`) or framing.
 
 use super::session_id;
-use crate::json;
+use crate::json::{self, action_line};
 use crate::policy::Policy;
 use serde_json::Value;
 use std::sync::Arc;
@@ -107,35 +107,11 @@ pub fn check(
     // building a JSON tree (a tenth of the proxy's time on bulks, issue #7); any other bytes
     // take the full parse below, which reaches the same verdict on this shape.
     if max_depth >= 2 {
-        if let Some((index, id)) = capture_index_line(line) {
+        if let Some((index, id)) = action_line::capture_index_line(line) {
             return decide(Op::Index, index, Some(id), names, strict);
         }
     }
     check_parsed(line, names, strict, max_depth)
-}
-
-/// Capture's exact `index` action line, `{"index":{"_index":"I", "_id": "D"}}`, with `I` and
-/// `D` plain printable ASCII (no escapes): `Some((I, D))`; anything else `None`.
-fn capture_index_line(line: &[u8]) -> Option<(&str, &str)> {
-    let rest = line.strip_prefix(br#"{"index":{"_index":""#.as_slice())?;
-    let (index, rest) = plain_string(rest)?;
-    let rest = rest.strip_prefix(br#"", "_id": ""#.as_slice())?;
-    let (id, rest) = plain_string(rest)?;
-    (rest == br#""}}"#.as_slice()).then_some((index, id))
-}
-
-/// The bytes before the first `"` of `s` if they are printable ASCII other than `\` (so the
-/// JSON string needs no decoding), and the rest from that `"` on.
-fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
-    let end = memchr::memchr(b'"', s)?;
-    let text = &s[..end];
-    if !text
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\')
-    {
-        return None;
-    }
-    Some((std::str::from_utf8(text).ok()?, &s[end..]))
 }
 
 /// The general path: parse the line as strict JSON, then the same decision as the fast path.
@@ -610,24 +586,6 @@ mod tests {
         let pad = " ".repeat(MAX_ACTION_LINE);
         let l = format!(r#"{{"index":{{"_index":"arkime_fields","_id":"a"}}}}{pad}"#);
         assert!(strict(&l).unwrap_err().contains("longer than"));
-    }
-
-    #[test]
-    fn capture_action_line_takes_the_fast_path_and_other_shapes_do_not() {
-        let ok = r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-XyFr4"}}"#;
-        assert_eq!(
-            capture_index_line(ok.as_bytes()),
-            Some(("arkime_sessions3-260819", "260819-XyFr4"))
-        );
-        for other in [
-            r#"{"index":{"_index":"arkime_sessions3-260819","_id":"260819-XyFr4"}}"#,
-            r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-Xy\u0046r4"}}"#,
-            r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-XyFr4"}} "#,
-            r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-é"}}"#,
-            r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "a", "_id": "b"}}"#,
-        ] {
-            assert_eq!(capture_index_line(other.as_bytes()), None, "{other}");
-        }
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //!   rule needs the whole tree (the viewer's searches and updates, the general action line);
 //! - [`scan`] checks a line in one pass without building a value and reports its top level: the
 //!   hot path for bulk documents and the documents sensors write every few seconds;
-//! - the action-line fast path (`bulk::action`) reads capture's one exact action-line shape
-//!   byte for byte and hands every other shape to [`parse_strict`].
+//! - [`action_line`] reads capture's one exact action-line shape byte for byte and leaves every
+//!   other shape to [`parse_strict`] (`bulk::action` decides what the line means).
 //!
 //! Tests and fuzzing hold the scanner and the fast path to the reference's verdicts.
 
+pub mod action_line;
 pub mod scan;
 mod strict;
 

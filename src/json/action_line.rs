@@ -1,0 +1,53 @@
+//! The action-line fast path: capture writes every session action line in one exact shape,
+//! `{"index":{"_index":"I", "_id": "D"}}`; reading that shape byte for byte, without building a
+//! tree, saves a tenth of the proxy's time on bulks. Any other bytes — other spacing, escapes,
+//! more keys — are not this reader's to judge: it answers `None` and the caller parses the line
+//! with [`super::parse_strict`], which reaches the same verdict on this shape (`bulk::action`'s
+//! tests and proptest hold the two paths to that).
+
+/// Capture's exact `index` action line, `{"index":{"_index":"I", "_id": "D"}}`, with `I` and
+/// `D` plain printable ASCII (no escapes): `Some((I, D))`; anything else `None`.
+pub fn capture_index_line(line: &[u8]) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix(br#"{"index":{"_index":""#.as_slice())?;
+    let (index, rest) = plain_string(rest)?;
+    let rest = rest.strip_prefix(br#"", "_id": ""#.as_slice())?;
+    let (id, rest) = plain_string(rest)?;
+    (rest == br#""}}"#.as_slice()).then_some((index, id))
+}
+
+/// The bytes before the first `"` of `s` if they are printable ASCII other than `\` (so the
+/// JSON string needs no decoding), and the rest from that `"` on.
+fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
+    let end = memchr::memchr(b'"', s)?;
+    let text = &s[..end];
+    if !text
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\')
+    {
+        return None;
+    }
+    Some((std::str::from_utf8(text).ok()?, &s[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_action_line_takes_the_fast_path_and_other_shapes_do_not() {
+        let ok = r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-XyFr4"}}"#;
+        assert_eq!(
+            capture_index_line(ok.as_bytes()),
+            Some(("arkime_sessions3-260819", "260819-XyFr4"))
+        );
+        for other in [
+            r#"{"index":{"_index":"arkime_sessions3-260819","_id":"260819-XyFr4"}}"#,
+            r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-Xy\u0046r4"}}"#,
+            r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-XyFr4"}} "#,
+            r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-é"}}"#,
+            r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "a", "_id": "b"}}"#,
+        ] {
+            assert_eq!(capture_index_line(other.as_bytes()), None, "{other}");
+        }
+    }
+}

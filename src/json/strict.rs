@@ -1,11 +1,17 @@
-//! The one strict JSON reader for every body or line the proxy inspects (SPEC §5): RFC 8259 only
-//! (valid UTF-8, no byte-order mark, no comments, nothing after the value), duplicate keys
-//! rejected at every level (compared after unescaping, so `"no\u0064e"` duplicates `node`), and
-//! nesting bounded. It also serves as the reference the streaming bulk scanner is checked against.
+//! The reference strict JSON parser (SPEC §5): RFC 8259 only (valid UTF-8, no byte-order mark,
+//! no comments, nothing after the value), duplicate keys rejected at every level (compared after
+//! unescaping, so `"no\u0064e"` duplicates `node`), and nesting bounded. It builds a
+//! `serde_json::Value` for the rules that need the whole tree, and is the reference the one-pass
+//! scanner and the action-line fast path are tested and fuzzed against.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+use std::cell::Cell;
 use std::fmt;
+
+/// The most nesting any reader admits, whatever the configured limit: serde_json's own default
+/// recursion limit (127 levels), which the scanner keeps too so the readers agree.
+const MAX_NESTING: usize = 127;
 
 /// Why a JSON text was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,64 +27,65 @@ pub enum JsonError {
     TooDeep(usize),
 }
 
-/// Parses `bytes` as one strict JSON value, nested at most `max_depth` arrays/objects deep.
+/// Parses `bytes` as one strict JSON value, nested at most `max_depth` arrays/objects deep (and
+/// never more than 127, serde_json's own limit).
 pub fn parse_strict(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
+    let raised = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
+    // The seed bounds nesting itself (so its refusal is typed); serde_json's own limit would
+    // otherwise fire first, as an untyped message, at the 128th level.
+    de.disable_recursion_limit();
     let seed = StrictSeed {
         depth: 0,
-        max_depth,
+        max_depth: max_depth.min(MAX_NESTING),
+        raised: &raised,
     };
-    let v = seed.deserialize(&mut de).map_err(map_err)?;
-    de.end().map_err(map_err)?;
+    let typed = |e: serde_json::Error| {
+        raised
+            .take()
+            .unwrap_or_else(|| JsonError::Syntax(e.to_string()))
+    };
+    let v = seed.deserialize(&mut de).map_err(typed)?;
+    de.end().map_err(typed)?;
     Ok(v)
 }
 
-fn map_err(e: serde_json::Error) -> JsonError {
-    let msg = e.to_string();
-    if let Some(rest) = msg.strip_prefix("duplicate key ") {
-        // Our own custom error, raised below; keep only the key.
-        let key = rest.split(" at line").next().unwrap_or(rest);
-        return JsonError::DuplicateKey(key.trim_matches('"').to_string());
-    }
-    if let Some(rest) = msg.strip_prefix("nesting deeper than ") {
-        let n = rest.split(' ').next().unwrap_or("0").parse().unwrap_or(0);
-        return JsonError::TooDeep(n);
-    }
-    if msg.starts_with("recursion limit exceeded") {
-        return JsonError::TooDeep(128);
-    }
-    JsonError::Syntax(msg)
-}
-
+/// The visitor that builds the value. serde_json's errors carry only text, so the refusals this
+/// seed raises itself are also recorded, typed, in `raised`.
 #[derive(Clone, Copy)]
-struct StrictSeed {
+struct StrictSeed<'a> {
     depth: usize,
     max_depth: usize,
+    raised: &'a Cell<Option<JsonError>>,
 }
 
-impl StrictSeed {
-    fn deeper<E: de::Error>(self) -> Result<StrictSeed, E> {
+impl StrictSeed<'_> {
+    /// Records `why` and returns the error that makes serde_json stop.
+    fn refuse<E: de::Error>(self, why: JsonError) -> E {
+        let e = E::custom(&why);
+        self.raised.set(Some(why));
+        e
+    }
+
+    fn deeper<E: de::Error>(self) -> Result<Self, E> {
         if self.depth >= self.max_depth {
-            return Err(E::custom(format_args!(
-                "nesting deeper than {} ",
-                self.max_depth
-            )));
+            return Err(self.refuse(JsonError::TooDeep(self.max_depth)));
         }
         Ok(StrictSeed {
             depth: self.depth + 1,
-            max_depth: self.max_depth,
+            ..self
         })
     }
 }
 
-impl<'de> DeserializeSeed<'de> for StrictSeed {
+impl<'de> DeserializeSeed<'de> for StrictSeed<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for StrictSeed {
+impl<'de> Visitor<'de> for StrictSeed<'_> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -118,7 +125,7 @@ impl<'de> Visitor<'de> for StrictSeed {
         let mut out = Map::new();
         while let Some(k) = map.next_key::<String>()? {
             if out.contains_key(&k) {
-                return Err(de::Error::custom(format_args!("duplicate key {k:?}")));
+                return Err(self.refuse(JsonError::DuplicateKey(k)));
             }
             let v = map.next_value_seed(inner)?;
             out.insert(k, v);
@@ -178,5 +185,20 @@ mod tests {
     fn depth_limit_is_enforced() {
         assert!(parse_strict(b"[[[1]]]", 3).is_ok());
         assert_eq!(parse_strict(b"[[[[1]]]]", 3), Err(JsonError::TooDeep(3)));
+    }
+
+    #[test]
+    fn nesting_is_capped_at_serde_jsons_limit_with_a_typed_error() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(parse_strict(nested(127).as_bytes(), 1000).is_ok());
+        assert_eq!(
+            parse_strict(nested(128).as_bytes(), 1000),
+            Err(JsonError::TooDeep(127))
+        );
+        // A string that reads like one of our refusals is still only a syntax error.
+        assert!(matches!(
+            parse_strict(br#"{"a":1} "duplicate key""#, 8),
+            Err(JsonError::Syntax(_))
+        ));
     }
 }

@@ -3,8 +3,81 @@
 //! `Transfer-Encoding` other than `chunked` — is refused rather than resolved, and an oversized
 //! head is refused. Pingora quietly resolves `CL + TE` (TE wins, CL dropped) before any hook
 //! runs, so this looks at the bytes the client actually sent. Pure; never allows by itself.
+//!
+//! Once the raw head checked out, [`BodyHead::read`] reads what the parsed head declares about
+//! the body (length, chunked, `Content-Encoding`, `Expect: 100-continue`) for the other modules.
 
 use crate::reject::Reject;
+use http::header::{self, HeaderMap};
+
+/// How a request body is encoded (SPEC §5: none or exactly gzip).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// No `Content-Encoding`, or `identity`.
+    Identity,
+    /// `Content-Encoding: gzip`.
+    Gzip,
+}
+
+/// What a request head declares about its body, read once from headers [`check_head`] already
+/// found unambiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyHead {
+    /// `Content-Length`, if sent.
+    pub length: Option<u64>,
+    /// A body follows: chunked, or a non-zero `Content-Length`.
+    pub has_body: bool,
+    /// The body's `Content-Encoding`.
+    pub encoding: Encoding,
+    /// `Expect: 100-continue`.
+    pub expects_continue: bool,
+}
+
+impl BodyHead {
+    /// Reads the body facts of `headers`; refuses a `Content-Encoding` other than none, one
+    /// `gzip` or one `identity` ([`Reject::BadEncoding`], the value as sent, cut).
+    pub fn read(headers: &HeaderMap) -> Result<BodyHead, Reject> {
+        let length = content_length(headers);
+        Ok(BodyHead {
+            length,
+            has_body: headers.contains_key(header::TRANSFER_ENCODING) || length.unwrap_or(0) > 0,
+            encoding: content_encoding(headers)?,
+            expects_continue: headers
+                .get(header::EXPECT)
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue")),
+        })
+    }
+}
+
+/// `Content-Length` as a number (`None` if absent or not a number).
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, Reject> {
+    let mut values = headers.get_all(header::CONTENT_ENCODING).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(Encoding::Identity),
+        (Some(v), None) => {
+            let v = v.as_bytes().trim_ascii();
+            if v.eq_ignore_ascii_case(b"gzip") {
+                Ok(Encoding::Gzip)
+            } else if v.eq_ignore_ascii_case(b"identity") {
+                Ok(Encoding::Identity)
+            } else {
+                Err(Reject::BadEncoding(crate::logline::bound(
+                    &String::from_utf8_lossy(v),
+                )))
+            }
+        }
+        _ => Err(Reject::BadEncoding(
+            "several Content-Encoding headers".into(),
+        )),
+    }
+}
 
 /// Checks the raw request head (request line and header lines, as received).
 pub fn check_head(raw: &[u8], max_header_bytes: usize) -> Result<(), Reject> {
@@ -95,6 +168,49 @@ mod tests {
         }
         let h = head(&["Transfer-Encoding: chunked", "Transfer-Encoding: chunked"]);
         assert!(matches!(check_head(&h, MAX), Err(Reject::BadFraming(_))));
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn body_head_reads_length_chunking_encoding_and_expect() {
+        let b = BodyHead::read(&headers(&[
+            ("content-length", "12"),
+            ("content-encoding", " GZIP "),
+            ("expect", "100-Continue"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            b,
+            BodyHead {
+                length: Some(12),
+                has_body: true,
+                encoding: Encoding::Gzip,
+                expects_continue: true
+            }
+        );
+        let b = BodyHead::read(&headers(&[("transfer-encoding", "chunked")])).unwrap();
+        assert!(b.has_body && b.length.is_none() && b.encoding == Encoding::Identity);
+        let b = BodyHead::read(&headers(&[("content-length", "0")])).unwrap();
+        assert!(!b.has_body && !b.expects_continue);
+    }
+
+    #[test]
+    fn body_head_refuses_other_or_several_encodings() {
+        for h in [
+            headers(&[("content-encoding", "br")]),
+            headers(&[("content-encoding", "gzip"), ("content-encoding", "gzip")]),
+        ] {
+            assert!(matches!(BodyHead::read(&h), Err(Reject::BadEncoding(_))));
+        }
+        let h = headers(&[("content-encoding", "identity")]);
+        assert_eq!(BodyHead::read(&h).unwrap().encoding, Encoding::Identity);
     }
 
     #[test]

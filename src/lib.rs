@@ -8,19 +8,24 @@
 //!                  byte, the whole head, between keep-alive requests; hands the body idle timeout on)
 //!             ──► proxy_protocol (PROXY v1/v2 header → the socket peer, read before HTTP/TLS)
 //!             ──► tls        (listener certificate; a verified client certificate → node names)
+//! raw head    ──► framing    (ambiguous framing / oversized head → 400/431; the body's declared facts)
 //! socket peer ──► client_ip  (XFF / trusted proxies → the client's IP; never allows or denies by itself)
 //!             ──► auth       (Basic and/or certificate names + client IP → sensor name, or 401)
 //!             ──► allowlist  (method + canonical path + query → Route, or Reject → 400)
+//!             ──► body_plan  (route + declared body → stream, bulk validator, or small body checked whole)
 //!             ──► upstream   (pick a healthy ES peer; TLS; our credentials replace the sensor's)
 //!             ──► upstream_head (only allowlisted sensor headers go upstream, and our XFF)
-//!             ──► bulk       (per body chunk: only complete, validated lines go upstream)
-//!             ──► tee        (the validated bytes, mirrored in the background; never waits)
-//!             ──► replay     (a held bulk ES refused with 429/503 or lost is sent again)
-//!             ──► proxy      (glue: calls the above in order, maps Reject → response, logs denials)
+//!             ──► body_flow  (per body chunk: bulk validated, held for replay, mirrored)
+//!                   ├ bulk   (only complete, validated lines go upstream)
+//!                   ├ tee    (the validated bytes, mirrored in the background; never waits)
+//!                   └ replay (a held bulk ES refused with 429/503 or lost is sent again)
+//!             ──► retry      (whether Pingora sends a failed attempt again)
+//!             ──► proxy      (glue: calls the above in order, answers refusals, logs denials)
 //! ```
-//! `config` is the only module that reads files; `reject` is the only place a refusal becomes a
-//! status code and body; `json` owns strict JSON reading (the reference parser, the one-pass
-//! scanner and the action-line fast path, held to one definition of strict).
+//! `config` is the only module that reads files; `reject` is the only place a refusal or a
+//! proxying failure becomes a status code and body; `json` owns strict JSON reading (the
+//! reference parser, the one-pass scanner and the action-line fast path, held to one definition
+//! of strict); `logline` is the one place attacker-controlled text is escaped for a log line.
 //! Around the data path: `metrics` records what happened (never decides), `reload` swaps the
 //! per-request settings on SIGHUP and ends the process after a graceful-shutdown drain.
 #![forbid(unsafe_code)]
@@ -28,12 +33,15 @@
 
 pub mod allowlist;
 pub mod auth;
+pub mod body_flow;
+pub mod body_plan;
 pub mod bulk;
 pub mod client_ip;
 pub mod config;
 pub mod connection;
 pub mod framing;
 pub mod json;
+pub mod logline;
 pub mod metrics;
 pub mod policy;
 pub mod proxy;
@@ -41,6 +49,7 @@ pub mod proxy_protocol;
 pub mod reject;
 pub mod reload;
 pub mod replay;
+pub mod retry;
 pub mod tee;
 pub mod tls;
 pub mod upstream;

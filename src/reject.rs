@@ -157,6 +157,50 @@ impl Reject {
     }
 }
 
+/// The body of our 502 when no Elasticsearch node answered.
+pub const BAD_GATEWAY_BODY: &[u8] =
+    br#"{"error":"esproxy: no Elasticsearch node could be reached"}"#;
+
+/// What the sensor gets when proxying failed for a reason other than one of our refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// This status, with Pingora's standard body.
+    Status(u16),
+    /// The exchange with ES broke: 502 with [`BAD_GATEWAY_BODY`].
+    UpstreamBroke,
+    /// No ES peer could be reached: 502 with [`BAD_GATEWAY_BODY`].
+    NoPeer,
+    /// The sensor's connection is gone: nothing to answer.
+    ClientGone,
+}
+
+impl Failure {
+    /// The failure that `e` is.
+    pub fn of(e: &pingora::Error) -> Failure {
+        use pingora::{ErrorSource, ErrorType};
+        match (e.etype(), e.esource()) {
+            (ErrorType::HTTPStatus(c), _) => Failure::Status(*c),
+            (_, ErrorSource::Upstream) => Failure::UpstreamBroke,
+            (
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+            ) => Failure::ClientGone,
+            (_, ErrorSource::Downstream) => Failure::Status(400),
+            (ErrorType::ConnectNoRoute, _) => Failure::NoPeer,
+            _ => Failure::Status(500),
+        }
+    }
+
+    /// The status the sensor gets (0: none).
+    pub fn status(&self) -> u16 {
+        match self {
+            Failure::Status(c) => *c,
+            Failure::UpstreamBroke | Failure::NoPeer => 502,
+            Failure::ClientGone => 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +238,66 @@ mod tests {
             assert_eq!(resp.status, 400, "{r}");
             assert_eq!(resp.body, b"Not authorized for API");
             assert!(!resp.www_authenticate);
+        }
+    }
+
+    #[test]
+    fn proxy_failures_map_to_one_status_each() {
+        use pingora::{Error, ErrorSource, ErrorType};
+        let of = |t: ErrorType, src: ErrorSource| Failure::of(&Error::create(t, src, None, None));
+        let cases = [
+            (
+                ErrorType::HTTPStatus(413),
+                ErrorSource::Internal,
+                Failure::Status(413),
+                413,
+            ),
+            (
+                ErrorType::ReadError,
+                ErrorSource::Upstream,
+                Failure::UpstreamBroke,
+                502,
+            ),
+            (
+                ErrorType::ReadError,
+                ErrorSource::Downstream,
+                Failure::ClientGone,
+                0,
+            ),
+            (
+                ErrorType::WriteError,
+                ErrorSource::Downstream,
+                Failure::ClientGone,
+                0,
+            ),
+            (
+                ErrorType::ConnectionClosed,
+                ErrorSource::Downstream,
+                Failure::ClientGone,
+                0,
+            ),
+            (
+                ErrorType::InvalidHTTPHeader,
+                ErrorSource::Downstream,
+                Failure::Status(400),
+                400,
+            ),
+            (
+                ErrorType::ConnectNoRoute,
+                ErrorSource::Internal,
+                Failure::NoPeer,
+                502,
+            ),
+            (
+                ErrorType::InternalError,
+                ErrorSource::Internal,
+                Failure::Status(500),
+                500,
+            ),
+        ];
+        for (t, src, want, status) in cases {
+            let got = of(t.clone(), src.clone());
+            assert_eq!((got, got.status()), (want, status), "{t:?} from {src:?}");
         }
     }
 

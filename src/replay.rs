@@ -79,6 +79,26 @@ impl HoldBudget {
     }
 }
 
+/// When the replay budget of a request that arrived at `started` runs out.
+pub fn deadline(started: Instant) -> Instant {
+    started + BUDGET
+}
+
+/// Whether ES's `status` for a held bulk is back-pressure worth waiting out: 429/503, with at
+/// least [`MIN_LEFT`] of the budget of a request that arrived at `started` still to go.
+pub fn worth_waiting_out(status: u16, started: Instant) -> bool {
+    Replayer::is_backpressure(status) && started.elapsed() + MIN_LEFT < BUDGET
+}
+
+/// Whether a failed attempt of a held bulk is sent again: ES answered back-pressure
+/// (`backpressure`), or the connection to ES broke (an upstream error that is not a status).
+pub fn after_failure(backpressure: bool, e: &pingora::Error) -> bool {
+    use pingora::{ErrorSource, ErrorType};
+    backpressure
+        || (matches!(e.esource(), ErrorSource::Upstream)
+            && !matches!(e.etype(), ErrorType::HTTPStatus(_)))
+}
+
 /// One request's held validated body.
 #[derive(Debug)]
 pub struct Held {

@@ -551,3 +551,79 @@ fn metrics_show_a_dead_peer_as_unhealthy_with_connect_errors() {
         1.0
     );
 }
+
+/// An upstream that answers every `_bulk` with 429 as soon as its head arrives (before the body
+/// is over) and says so on `pushed`; health probes get 200.
+fn pushing_back_upstream(pushed: std::sync::mpsc::Sender<()>) -> SocketAddr {
+    use std::io::{BufRead, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let pushed = pushed.clone();
+            std::thread::spawn(move || {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let mut first = String::new();
+                if r.read_line(&mut first).unwrap_or(0) == 0 {
+                    return;
+                }
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let (status, body) = if first.starts_with("POST /_bulk") {
+                    (429, r#"{"error":"es_rejected_execution_exception"}"#)
+                } else {
+                    (200, "{}")
+                };
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                if status == 429 {
+                    let _ = pushed.send(());
+                }
+                // Take whatever else comes, so the proxy is not reset mid-write.
+                let _ = r.read_to_end(&mut Vec::new());
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_bulk_refused_while_its_replay_reads_the_rest_counts_as_rejected() {
+    let (tx, pushed) = std::sync::mpsc::channel();
+    let es = pushing_back_upstream(tx);
+    let (port, mport) = (free_port(), free_port());
+    let config = temp_file(
+        "esproxy.ini",
+        &ops_ini(&format!("http://{es}"), port, mport, 5, "secret1"),
+    );
+    let _proxy = Proxy::start_with(config, "default", port);
+    let metrics: SocketAddr = format!("127.0.0.1:{mport}").parse().unwrap();
+    wait_listening(metrics);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let mut b = SlowBulk::start(addr, "toronto01:secret1");
+    assert!(b.send(&pair("toronto01", 0)));
+    pushed
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the bulk never reached the upstream");
+    // Give the proxy time to take the 429 as back-pressure: the rest of the body is then read
+    // by the replay, not by the body filter.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(b.send(&pair("someone-else", 1)));
+    let r = b.finish().expect("an answer");
+    assert_eq!(r.status, 400, "{}", r.text());
+    wait_sample(
+        metrics,
+        "esproxy_bulk_requests_total",
+        &[("sensor", "toronto01"), ("result", "rejected")],
+        1.0,
+    );
+}

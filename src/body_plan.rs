@@ -1,0 +1,264 @@
+//! What happens to an admitted request's body, one decision taken from its route and its
+//! declared framing before a byte of it is read (SPEC §5): refused, streamed as is, streamed
+//! through the bulk validator (inflated, or held and forwarded as received for a small gzip
+//! bulk), or buffered whole within `esProxyMaxSmallBody`, inflated if gzip, and checked by the
+//! allowlist's body rules ([`SmallBody`]). No I/O: the proxy reads and writes.
+
+use crate::allowlist::{self, BodyRule, JsonRule, Route};
+use crate::bulk::gzip::Inflater;
+use crate::bulk::{BodyEncoding, BulkValidator};
+use crate::framing::{BodyHead, Encoding};
+use crate::policy::{Limits, Policy};
+use crate::reject::Reject;
+
+/// Gzip bulks up to this Content-Length (and up to half of `esProxyMaxLine`) are held whole
+/// (compressed) and forwarded unchanged once every inflated line checked out: such a request
+/// holds at most this on top of what any bulk holds (one unfinished line).
+pub const GZIP_STORE_AND_FORWARD_MAX: u64 = 4 * 1024 * 1024;
+
+/// The plan for one request's body.
+pub enum Plan {
+    /// Streamed upstream as received (no body expected, or one esProxy.js never inspected).
+    Stream,
+    /// `_bulk`: every chunk goes through the validator.
+    Bulk {
+        /// The request's validator.
+        validator: Box<BulkValidator>,
+        /// What goes upstream is the inflated, validated body (a gzip bulk too large to hold).
+        inflated: bool,
+    },
+    /// Buffered whole and checked before anything goes upstream.
+    Small(SmallBody),
+}
+
+/// Decides the plan for `route`'s body given what the head declares.
+pub fn plan(policy: &Policy, sensor: &str, route: &Route, head: &BodyHead) -> Result<Plan, Reject> {
+    let limits = &policy.limits;
+    match route.body {
+        BodyRule::Empty if policy.strict && head.has_body => {
+            Err(Reject::BadBody("a body on a route that takes none".into()))
+        }
+        BodyRule::Empty | BodyRule::Unchecked => Ok(Plan::Stream),
+        BodyRule::Bulk => {
+            if let Some(n) = head.length.filter(|&n| n > limits.max_body) {
+                return Err(Reject::TooLarge(format!(
+                    "Content-Length {n} over esProxyMaxBody {}",
+                    limits.max_body
+                )));
+            }
+            let gzip = head.encoding == Encoding::Gzip;
+            let enc = if gzip {
+                BodyEncoding::Gzip
+            } else {
+                BodyEncoding::Identity
+            };
+            let validator = BulkValidator::new(policy, sensor, enc);
+            // A gzip bulk of known, modest size (capture's are a few hundred KB) goes upstream
+            // as it came, once all of it checked out: a sixth of the bytes to forward. Others
+            // stream their validated lines inflated.
+            let hold_max = GZIP_STORE_AND_FORWARD_MAX.min(limits.max_line as u64 / 2);
+            let store_and_forward = gzip && head.length.is_some_and(|n| n <= hold_max);
+            Ok(Plan::Bulk {
+                validator: Box::new(if store_and_forward {
+                    validator.forward_original()
+                } else {
+                    validator
+                }),
+                inflated: gzip && !store_and_forward,
+            })
+        }
+        BodyRule::Json(rule) => {
+            if let Some(n) = head.length.filter(|&n| n > limits.max_small_body as u64) {
+                return Err(Reject::TooLarge(format!(
+                    "Content-Length {n} over esProxyMaxSmallBody {}",
+                    limits.max_small_body
+                )));
+            }
+            Ok(Plan::Small(SmallBody {
+                rule,
+                encoding: head.encoding,
+                buf: Vec::new(),
+            }))
+        }
+    }
+}
+
+/// A small inspected body being buffered: bounded by `esProxyMaxSmallBody` as it arrives, then
+/// inflated (if gzip, output bounded the same) and checked whole. What goes upstream is the
+/// body as received.
+pub struct SmallBody {
+    rule: JsonRule,
+    encoding: Encoding,
+    buf: Vec<u8>,
+}
+
+impl SmallBody {
+    /// Adds a chunk; refuses the body once it is over the limit.
+    pub fn push(&mut self, chunk: &[u8], limits: &Limits) -> Result<(), Reject> {
+        if self.buf.len() + chunk.len() > limits.max_small_body {
+            return Err(Reject::TooLarge(format!(
+                "body over esProxyMaxSmallBody {}",
+                limits.max_small_body
+            )));
+        }
+        self.buf.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Inflates the whole body if needed and checks it against the route's rule.
+    pub fn check(self, policy: &Policy, sensor: &str) -> Result<(), Reject> {
+        let body = match self.encoding {
+            Encoding::Identity => self.buf,
+            Encoding::Gzip => gunzip_small(&self.buf, &policy.limits)?,
+        };
+        allowlist::check_body(policy, sensor, &self.rule, &body)
+    }
+}
+
+/// Inflates a small gzip body (one member, output bounded by `esProxyMaxSmallBody`) for
+/// inspection only; the original compressed bytes are what goes upstream.
+fn gunzip_small(raw: &[u8], limits: &Limits) -> Result<Vec<u8>, Reject> {
+    let small = Limits {
+        max_inflated: limits.max_small_body as u64,
+        max_chunk_inflated: limits.max_small_body,
+        ..limits.clone()
+    };
+    let mut inflater = Inflater::new();
+    let mut out = Vec::new();
+    inflater.inflate(raw, &mut out, &small)?;
+    if !inflater.finished() {
+        return Err(Reject::BadEncoding("gzip: truncated".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allowlist::RouteClass;
+
+    fn small_limits(max_small_body: usize) -> Limits {
+        Limits {
+            max_small_body,
+            ..Limits::default()
+        }
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn head(length: Option<u64>, encoding: Encoding) -> BodyHead {
+        BodyHead {
+            length,
+            has_body: length.unwrap_or(0) > 0,
+            encoding,
+            expects_continue: false,
+        }
+    }
+
+    fn route(body: BodyRule) -> Route {
+        Route {
+            class: RouteClass::Bulk,
+            forward: "/".into(),
+            body,
+        }
+    }
+
+    #[test]
+    fn gunzip_small_round_trips_and_refuses_trailing_garbage() {
+        let mut gz = gz(b"{\"a\":1}");
+        let limits = small_limits(1024);
+        assert_eq!(gunzip_small(&gz, &limits).unwrap(), b"{\"a\":1}");
+        gz.push(0);
+        assert!(gunzip_small(&gz, &limits).is_err());
+    }
+
+    #[test]
+    fn gunzip_small_refuses_truncated_and_oversized() {
+        let gz = gz(&[b' '; 10_000]);
+        assert!(matches!(
+            gunzip_small(&gz, &small_limits(1024)),
+            Err(Reject::TooLarge(_))
+        ));
+        assert!(gunzip_small(&gz[..gz.len() - 4], &small_limits(65536)).is_err());
+    }
+
+    #[test]
+    fn a_body_on_an_empty_route_is_refused_in_strict_mode_only() {
+        let r = route(BodyRule::Empty);
+        let with_body = head(Some(3), Encoding::Identity);
+        let strict = Policy::default();
+        assert!(matches!(
+            plan(&strict, "n", &r, &with_body),
+            Err(Reject::BadBody(_))
+        ));
+        let lax = Policy {
+            strict: false,
+            ..Policy::default()
+        };
+        assert!(matches!(plan(&lax, "n", &r, &with_body), Ok(Plan::Stream)));
+        let no_body = head(None, Encoding::Identity);
+        assert!(matches!(plan(&strict, "n", &r, &no_body), Ok(Plan::Stream)));
+    }
+
+    #[test]
+    fn declared_lengths_over_the_limits_are_refused_before_reading() {
+        let p = Policy::default();
+        let over_body = head(Some(p.limits.max_body + 1), Encoding::Identity);
+        assert!(matches!(
+            plan(&p, "n", &route(BodyRule::Bulk), &over_body),
+            Err(Reject::TooLarge(_))
+        ));
+        let over_small = head(Some(p.limits.max_small_body as u64 + 1), Encoding::Identity);
+        let json = route(BodyRule::Json(JsonRule::UsersCount));
+        assert!(matches!(
+            plan(&p, "n", &json, &over_small),
+            Err(Reject::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn small_gzip_bulks_are_held_and_forwarded_as_received_larger_ones_inflated() {
+        let p = Policy::default();
+        let bulk = route(BodyRule::Bulk);
+        let inflated = |length| match plan(&p, "n", &bulk, &head(length, Encoding::Gzip)) {
+            Ok(Plan::Bulk { inflated, .. }) => inflated,
+            _ => panic!("not a bulk plan"),
+        };
+        assert!(!inflated(Some(1000)));
+        assert!(inflated(Some(GZIP_STORE_AND_FORWARD_MAX + 1)));
+        // Chunked: the size is unknown, so it streams inflated.
+        assert!(inflated(None));
+        match plan(&p, "n", &bulk, &head(Some(10), Encoding::Identity)) {
+            Ok(Plan::Bulk { inflated, .. }) => assert!(!inflated),
+            _ => panic!("not a bulk plan"),
+        }
+    }
+
+    #[test]
+    fn small_body_is_bounded_as_it_arrives_then_inflated_and_checked() {
+        let p = Policy::default();
+        let json = route(BodyRule::Json(JsonRule::HistoryDoc));
+        let Ok(Plan::Small(mut b)) = plan(&p, "n", &json, &head(None, Encoding::Gzip)) else {
+            panic!("not a small-body plan")
+        };
+        b.push(&gz(br#"{"userId":"a"}"#), &p.limits).unwrap();
+        assert!(b.check(&p, "n").is_ok());
+        let Ok(Plan::Small(mut b)) = plan(&p, "n", &json, &head(None, Encoding::Identity)) else {
+            panic!("not a small-body plan")
+        };
+        assert!(matches!(
+            b.push(&vec![b' '; p.limits.max_small_body + 1], &p.limits),
+            Err(Reject::TooLarge(_))
+        ));
+        let Ok(Plan::Small(mut b)) = plan(&p, "n", &json, &head(None, Encoding::Identity)) else {
+            panic!("not a small-body plan")
+        };
+        b.push(b"[1]", &p.limits).unwrap();
+        assert!(matches!(b.check(&p, "n"), Err(Reject::BadBody(_))));
+    }
+}

@@ -1,0 +1,111 @@
+//! Whether Pingora sends a request again after a failed attempt, one decision. A connect
+//! failure sent nothing, so another peer is always safe. After anything was sent, only a
+//! failure that proves ES never took the request is retried (`ReusedOnly`: a pooled keep-alive
+//! connection ES had closed, no byte of answer), and only when the whole body is still in
+//! Pingora's retry buffer; any other failure may have reached ES, so a write is never re-sent.
+//! Bulks are never re-sent by Pingora (its retry buffer keeps only 64 KiB of raw body, and the
+//! validator would run twice): `replay` sends them again from the held body.
+
+use pingora::{Error, RetryType};
+
+/// After a connect failure: try another peer while one is left (`failed` of `peers` tried).
+pub fn after_connect_failure(e: &mut Error, failed: usize, peers: usize) {
+    if failed < peers {
+        e.set_retry(true);
+    }
+}
+
+/// What decides a retry after an attempt that reached the proxying stage.
+pub struct Attempt {
+    /// A bulk (replayed instead), or a request we refused: never re-sent by Pingora.
+    pub never: bool,
+    /// The body no longer fits Pingora's retry buffer.
+    pub body_truncated: bool,
+    /// The connection to ES was a reused keep-alive one.
+    pub client_reused: bool,
+    /// The method is idempotent.
+    pub idempotent: bool,
+}
+
+/// After an error while proxying: sets whether Pingora sends the request again.
+pub fn after_proxy_error(e: &mut Error, a: &Attempt) {
+    if a.never || a.body_truncated {
+        e.set_retry(false);
+    } else if matches!(e.retry, RetryType::ReusedOnly) {
+        e.retry.decide_reuse(a.client_reused);
+    } else if !a.idempotent {
+        e.set_retry(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::ErrorType;
+
+    fn attempt() -> Attempt {
+        Attempt {
+            never: false,
+            body_truncated: false,
+            client_reused: true,
+            idempotent: true,
+        }
+    }
+
+    fn err(retry: RetryType) -> Box<Error> {
+        let mut e = Error::new(ErrorType::ConnectionClosed);
+        e.retry = retry;
+        e
+    }
+
+    #[test]
+    fn a_stale_reused_connection_is_retried_unless_bulk_refused_or_truncated() {
+        let mut e = err(RetryType::ReusedOnly);
+        after_proxy_error(&mut e, &attempt());
+        assert!(e.retry());
+        for a in [
+            Attempt {
+                never: true,
+                ..attempt()
+            },
+            Attempt {
+                body_truncated: true,
+                ..attempt()
+            },
+            Attempt {
+                client_reused: false,
+                ..attempt()
+            },
+        ] {
+            let mut e = err(RetryType::ReusedOnly);
+            after_proxy_error(&mut e, &a);
+            assert!(!e.retry());
+        }
+    }
+
+    #[test]
+    fn a_write_that_may_have_reached_es_is_never_resent() {
+        let mut e = err(RetryType::Decided(true));
+        after_proxy_error(
+            &mut e,
+            &Attempt {
+                idempotent: false,
+                ..attempt()
+            },
+        );
+        assert!(!e.retry());
+        let mut e = err(RetryType::Decided(true));
+        after_proxy_error(&mut e, &attempt());
+        assert!(e.retry(), "an idempotent read keeps Pingora's decision");
+    }
+
+    #[test]
+    fn connect_failures_try_another_peer_while_one_is_left() {
+        let mut e = err(RetryType::Decided(false));
+        after_connect_failure(&mut e, 1, 2);
+        assert!(e.retry());
+        let mut e = err(RetryType::Decided(false));
+        after_connect_failure(&mut e, 2, 2);
+        assert!(!e.retry());
+    }
+}

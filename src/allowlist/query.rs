@@ -37,6 +37,18 @@ pub(super) const FILES_LOOKUP: &[Param] = &[
 pub(super) const TAGGER_SEARCH: &[Param] = &[("_source", Val::Exact("md5")), ("size", Val::Uint)];
 pub(super) const COUNT: &[Param] = &[("ignore_unavailable", Val::Exact("true"))];
 pub(super) const SEARCH: &[Param] = &[("rest_total_hits_as_int", Val::Flag)];
+/// The viewer's session searches: "download entire pcap" sends its rootId search with
+/// `preference=primaries&ignore_unavailable=true` (arkime-traffic.md §3, Arkime #4172).
+pub(super) const SESSION_SEARCH: &[Param] = &[
+    ("rest_total_hits_as_int", Val::Flag),
+    ("preference", Val::Exact("primaries")),
+    ("ignore_unavailable", Val::Exact("true")),
+];
+/// The lookups page also asks for document versions (arkime-traffic.md §3).
+pub(super) const LOOKUPS_SEARCH: &[Param] = &[
+    ("rest_total_hits_as_int", Val::Flag),
+    ("version", Val::Exact("true")),
+];
 pub(super) const VERSIONED: &[Param] = &[
     ("version_type", Val::Exact("external")),
     ("version", Val::Uint),
@@ -202,6 +214,45 @@ mod tests {
     use http::Method;
 
     // ── query strings ──
+
+    #[test]
+    fn strict_admits_the_viewer_session_and_lookups_search_parameters_and_no_other_values() {
+        // arkime-traffic.md §3: "download entire pcap" and the lookups page.
+        let p = strict();
+        let roots = "/sessions2-*%2Carkime_sessions3-*/_search";
+        ok(
+            &p,
+            Method::POST,
+            &format!(
+                "{roots}?rest_total_hits_as_int=true&preference=primaries&ignore_unavailable=true"
+            ),
+        );
+        ok(
+            &p,
+            Method::POST,
+            "/arkime_sessions3-260819/_search?preference=primaries",
+        );
+        ok(
+            &p,
+            Method::POST,
+            "/arkime_lookups/_search?rest_total_hits_as_int=true&version=true",
+        );
+        for t in [
+            format!("{roots}?preference=_only_nodes:evil"),
+            format!("{roots}?preference=_local"),
+            format!("{roots}?ignore_unavailable=false"),
+            format!("{roots}?version=true"),
+            format!("{roots}?allow_no_indices=true"),
+            "/arkime_lookups/_search?version=false".to_string(),
+            "/arkime_lookups/_search?preference=primaries".to_string(),
+            "/arkime_stats/_search?preference=primaries".to_string(),
+        ] {
+            assert!(
+                matches!(refused(&p, Method::POST, &t), Reject::BadQuery(_)),
+                "{t}"
+            );
+        }
+    }
 
     #[test]
     fn strict_refuses_parameters_real_clients_do_not_send() {

@@ -2,8 +2,8 @@
 //! canonical path, and what each admitted route does with its query and body.
 
 use super::query::{
-    Param, BULK, COUNT, FIELDS_GET, FILES_LOOKUP, HEALTH, HISTORY, NO_PARAMS, REFRESH, SEARCH,
-    TAGGER_SEARCH, TEMPLATE, UPDATE, VERSIONED,
+    Param, BULK, COUNT, FIELDS_GET, FILES_LOOKUP, HEALTH, HISTORY, LOOKUPS_SEARCH, NO_PARAMS,
+    REFRESH, SEARCH, SESSION_SEARCH, TAGGER_SEARCH, TEMPLATE, UPDATE, VERSIONED,
 };
 use super::{all_digits, canonical_uint, BodyRule, JsonRule, RouteClass};
 
@@ -228,7 +228,7 @@ pub(super) fn post_route(c: &Scope, path: &str, segs: &[&str]) -> Option<Hit> {
             Hit::new(RouteClass::Fields, c.inspect(FieldsSearch)).with(SEARCH)
         }
         [idx, "_search"] if c.is(idx, "lookups") => {
-            Hit::new(Lookups, c.inspect(LookupsSearch)).with(SEARCH)
+            Hit::new(Lookups, c.inspect(LookupsSearch)).with(LOOKUPS_SEARCH)
         }
         [idx, "_search"] if c.is(idx, "files") => Hit::json(Files, FilesSearch).with(SEARCH),
         [idx, "_count"] if c.is(idx, "users") => Hit::json(Users, UsersCount).with(COUNT),
@@ -261,7 +261,7 @@ pub(super) fn post_route(c: &Scope, path: &str, segs: &[&str]) -> Option<Hit> {
                 single_index: !list.contains(','),
             },
         )
-        .with(SEARCH),
+        .with(SESSION_SEARCH),
         _ if !c.strict && c.is_lax_sessions_search(path) => Hit::json(
             Sessions,
             SessionSearch {

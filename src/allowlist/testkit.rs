@@ -216,7 +216,9 @@ pub(super) fn viewer_traffic() -> Vec<(Method, &'static str, String)> {
         (Method::GET, "/arkime_files/_doc/toronto01-42", s("")),
         (
             Method::POST,
-            "/sessions2-*%2Carkime_sessions3-*/_search?rest_total_hits_as_int=true",
+            // "Download entire pcap" exactly as the 6.7.1 viewer sends it (Arkime #4172).
+            "/sessions2-*%2Carkime_sessions3-*/_search?rest_total_hits_as_int=true\
+             &preference=primaries&ignore_unavailable=true",
             s(
                 r#"{"size":1000,"_source":["rootId"],"sort":{"lastPacket":{"order":"asc"}},
                "query":{"term":{"rootId":"260819-abc"}},"profile":false}"#,
@@ -261,6 +263,14 @@ pub(super) fn viewer_traffic() -> Vec<(Method, &'static str, String)> {
         (
             Method::POST,
             "/arkime_lookups/_search?rest_total_hits_as_int=true",
+            s(
+                r#"{"query":{"bool":{"should":[{"term":{"shared":true}},{"term":{"userId":"admin"}}]}},
+               "size":10000,"profile":false}"#,
+            ),
+        ),
+        (
+            Method::POST,
+            "/arkime_lookups/_search?rest_total_hits_as_int=true&version=true",
             s(
                 r#"{"query":{"bool":{"should":[{"term":{"shared":true}},{"term":{"userId":"admin"}}]}},
                "size":10000,"profile":false}"#,

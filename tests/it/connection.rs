@@ -3,7 +3,9 @@
 //! and overall (the oldest waiting one evicted so a sensor always gets in). Short deadlines here;
 //! the load test with the defaults is `siege.rs`.
 
-use crate::harness::{action_line, basic, free_port, read_response, session_doc, Osmem, Proxy};
+use crate::harness::{
+    action_line, basic, free_port, read_response, session_doc, sid, Osmem, Proxy,
+};
 use crate::ops::{sample, scrape};
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -157,7 +159,7 @@ fn idle_body_is_ended_with_408_and_the_cut_bulk_never_lands() {
     for i in 0..3 {
         let pair = format!(
             "{}\n{}\n",
-            action_line(INDEX, &format!("260819-idle{i}")),
+            action_line(INDEX, &sid("idle", i)),
             session_doc("toronto01", i)
         );
         write!(s, "{:x}\r\n{pair}\r\n", pair.len()).unwrap();

@@ -17,6 +17,7 @@ mod strict;
 mod tee;
 mod tls;
 mod upstream_head;
+mod viewer_trace;
 
 /// Arkime's own regression layout (`[esproxy] prefix=tests`, sensor `test`), run with `-n esproxy`.
 pub fn arkime_test_ini(es: &str, strict: bool) -> String {

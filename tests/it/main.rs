@@ -13,6 +13,7 @@ mod loadgen;
 mod ops;
 mod pool;
 mod session_ids;
+mod siege;
 mod strict;
 mod tee;
 mod tls;

@@ -383,17 +383,6 @@ pub fn upstream_error(peer: &str, kind: &'static str) {
         .inc();
 }
 
-/// Counts one request mirrored completely to the tee cluster.
-pub fn tee_mirrored() {
-    METRICS.tee_mirrored.inc();
-}
-
-/// Counts one dropped mirror; `reason` must come from a fixed set (e.g. `full`, `unhealthy`,
-/// `error`, `cut`).
-pub fn tee_dropped(reason: &'static str) {
-    METRICS.tee_dropped.with_label_values(&[reason]).inc();
-}
-
 /// Moves the open-connections gauge by `delta`.
 pub fn connections_open(delta: i64) {
     METRICS.connections_open.add(delta);
@@ -508,8 +497,8 @@ fn set_health(gauge: &IntGaugeVec, pool: &Pool) {
     }
 }
 
-/// Raises a counter to `to` (never lowers it): counts kept elsewhere are exported at scrape
-/// time, and events also pushed through [`tee_mirrored`]/[`tee_dropped`] are not counted twice.
+/// Raises a counter to `to` (never lowers it): counts kept elsewhere (the tee's) are exported at
+/// scrape time.
 fn raise(c: &IntCounter, to: u64) {
     let now = c.get();
     if to > now {

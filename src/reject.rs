@@ -205,6 +205,66 @@ impl Failure {
 mod tests {
     use super::*;
 
+    /// Every variant's status, body, challenge and label, in one table: a new variant must be
+    /// added to it (the exhaustive match below points here) with the answer the sensor gets.
+    #[test]
+    fn every_refusal_has_its_pinned_status_body_and_label() {
+        let x = || "x".to_string();
+        let ip = "192.0.2.1".parse().unwrap();
+        #[rustfmt::skip]
+        let table: Vec<(Reject, u16, &[u8], bool, &str)> = vec![
+            (Reject::NoCredentials, 401, b"", true, "no_credentials"),
+            (Reject::MultipleAuthorization, 401, b"", true, "multiple_authorization"),
+            (Reject::UnknownSensor, 401, b"", true, "unknown_sensor"),
+            (Reject::BadPassword, 401, b"", true, "bad_password"),
+            (Reject::IpNotAllowed(ip), 401, b"", true, "ip_not_allowed"),
+            (Reject::CertMismatch(x()), 401, b"", true, "cert_mismatch"),
+            (Reject::BadForwardedFor(x()), 400, b"Bad forwarding header", false, "bad_forwarded_for"),
+            (Reject::BadFraming(x()), 400, b"Bad request framing", false, "bad_framing"),
+            (Reject::BadPath(x()), 400, NOT_AUTHORIZED, false, "bad_path"),
+            (Reject::NotAllowed(x()), 400, NOT_AUTHORIZED, false, "not_allowed"),
+            (Reject::BadQuery(x()), 400, NOT_AUTHORIZED, false, "bad_query"),
+            (Reject::BadBody(x()), 400, NOT_AUTHORIZED, false, "bad_body"),
+            (Reject::BadBulk { line: 1, reason: x() }, 400, NOT_AUTHORIZED, false, "bad_bulk"),
+            (Reject::BadEncoding(x()), 400, NOT_AUTHORIZED, false, "bad_encoding"),
+            (Reject::TooLarge(x()), 413, b"Request too large", false, "too_large"),
+            (Reject::HeadersTooLarge(x()), 431, b"Request headers too large", false, "headers_too_large"),
+            (Reject::BodyTimeout(x()), 408, b"Request body timeout", false, "body_timeout"),
+        ];
+        for (r, status, body, challenge, label) in &table {
+            // Exhaustive: a new variant does not compile until it is named here, beside the table.
+            match r {
+                Reject::NoCredentials
+                | Reject::MultipleAuthorization
+                | Reject::UnknownSensor
+                | Reject::BadPassword
+                | Reject::IpNotAllowed(_)
+                | Reject::CertMismatch(_)
+                | Reject::BadForwardedFor(_)
+                | Reject::BadFraming(_)
+                | Reject::BadPath(_)
+                | Reject::NotAllowed(_)
+                | Reject::BadQuery(_)
+                | Reject::BadBody(_)
+                | Reject::BadBulk { .. }
+                | Reject::BadEncoding(_)
+                | Reject::TooLarge(_)
+                | Reject::HeadersTooLarge(_)
+                | Reject::BodyTimeout(_) => {}
+            }
+            let resp = r.response();
+            assert_eq!(
+                (resp.status, resp.body, resp.www_authenticate, r.label()),
+                (*status, *body, *challenge, *label),
+                "{r:?}"
+            );
+        }
+        let mut labels: Vec<&str> = table.iter().map(|t| t.4).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), table.len(), "labels are unique");
+    }
+
     #[test]
     fn auth_failures_are_401_with_basic_challenge_and_empty_body() {
         for r in [

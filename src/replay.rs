@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use log::{info, warn};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -204,24 +204,11 @@ enum SendError {
     Exchange(String),
 }
 
-/// Counters of what the replayer did.
-#[derive(Debug, Default)]
-pub struct ReplayStats {
-    /// Bulks the replayer took over.
-    pub started: AtomicU64,
-    /// Of those, answered by ES with something other than 429/503.
-    pub recovered: AtomicU64,
-    /// Of those, given up when the budget ran out.
-    pub exhausted: AtomicU64,
-}
-
 /// Sends held bulks again with backoff, within the time budget.
 pub struct Replayer {
     pool: Arc<Pool>,
     connector: Connector,
     budget: Arc<HoldBudget>,
-    /// What it did.
-    pub stats: ReplayStats,
 }
 
 impl Replayer {
@@ -231,7 +218,6 @@ impl Replayer {
             pool,
             connector: Connector::new(None),
             budget: HoldBudget::new(MAX_HELD_TOTAL),
-            stats: ReplayStats::default(),
         }
     }
 
@@ -241,11 +227,6 @@ impl Replayer {
             return None;
         }
         Some(Held::new(self.budget.clone(), MAX_HELD_PER_REQUEST))
-    }
-
-    /// Bytes held over all requests right now.
-    pub fn held_bytes(&self) -> usize {
-        self.budget.used()
     }
 
     /// Whether ES's answer is back-pressure worth waiting out.
@@ -264,7 +245,6 @@ impl Replayer {
         deadline: Instant,
     ) -> Option<Answer> {
         debug_assert!(body.is_complete());
-        self.stats.started.fetch_add(1, Ordering::Relaxed);
         let mut exclude: Vec<usize> = avoid.into_iter().filter(|_| self.pool.len() > 1).collect();
         let mut last: Option<Answer> = None;
         let mut attempts = 0u32;
@@ -293,7 +273,6 @@ impl Replayer {
                     a.attempts = attempts;
                     let status = a.header.status.as_u16();
                     if !Self::is_backpressure(status) {
-                        self.stats.recovered.fetch_add(1, Ordering::Relaxed);
                         info!(
                             "bulk replayed to {} after {attempts} attempt(s): {status}",
                             self.pool.name(chosen.index)
@@ -334,7 +313,6 @@ impl Replayer {
                 }
             }
         }
-        self.stats.exhausted.fetch_add(1, Ordering::Relaxed);
         warn!("bulk replay gave up after {attempts} attempt(s)");
         last
     }

@@ -33,12 +33,12 @@ mod testkit;
 mod viewer;
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use http::Method;
 
 use crate::json;
 use crate::json::scan::Scanner;
+use crate::logline::bound;
 use crate::policy::Policy;
 use crate::reject::Reject;
 
@@ -248,7 +248,7 @@ pub fn classify(
         _ => None,
     };
     let Some(hit) = hit else {
-        return Err(Reject::NotAllowed(sanitize(&format!(
+        return Err(Reject::NotAllowed(bound(&format!(
             "{method} {}",
             target.path
         ))));
@@ -292,7 +292,7 @@ pub fn check_body(
         return Ok(());
     }
     let bad_json =
-        |e: &dyn std::fmt::Display| Reject::BadBody(sanitize(&format!("{}: {e}", rule.label())));
+        |e: &dyn std::fmt::Display| Reject::BadBody(bound(&format!("{}: {e}", rule.label())));
     // The documents every sensor writes every few seconds (stats, dstats, files, sequence,
     // history) are decided by their top level alone: the bulk scanner checks them in one pass
     // without building a value (it accepts exactly what `parse_strict` accepts).
@@ -344,31 +344,6 @@ fn canonical_uint(s: &str) -> Option<u32> {
         return None;
     }
     s.parse().ok()
-}
-
-/// Log-safe text: control and bidi characters escaped, backslashes doubled, cut to 200 chars.
-fn sanitize(s: &str) -> String {
-    const MAX_CHARS: usize = 200;
-    let mut out = String::with_capacity(s.len().min(MAX_CHARS) + 4);
-    for (n, c) in s.chars().enumerate() {
-        if n == MAX_CHARS {
-            out.push('…');
-            break;
-        }
-        match c {
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x80 && c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control()
-                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
-            {
-                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -511,16 +486,24 @@ mod tests {
     }
 
     #[test]
-    fn refusal_details_are_sanitised_and_cut() {
+    fn refusal_details_are_raw_cut_and_escaped_once_in_the_log_line() {
+        use crate::logline::escape;
         let long = format!("/x{}", "a".repeat(500));
         let Reject::NotAllowed(d) = refused(&strict(), Method::GET, &long) else {
             panic!()
         };
         assert!(d.chars().count() <= 201, "{}", d.len());
-        let Reject::BadQuery(d) = refused(&lax(), Method::GET, "/_cat/health?a=\u{1b}[31m") else {
-            panic!()
-        };
-        assert!(d.contains("\\x1b") && !d.contains('\u{1b}'), "{d}");
-        assert_eq!(sanitize("a\\b\u{202e}c\n"), "a\\\\b\\u{202e}c\\x0a");
+        let r = refused(&lax(), Method::GET, "/_cat/health?a=\u{1b}[31m");
+        let logged = escape(r.to_string().as_bytes());
+        assert!(
+            logged.contains("\\x1b") && !logged.contains('\u{1b}'),
+            "{logged}"
+        );
+        // A backslash in a refused path is kept raw by the decision and doubled once in the log.
+        let r = refused(&strict(), Method::GET, "/a\\b");
+        let Reject::BadPath(d) = &r else { panic!() };
+        assert!(d.ends_with("/a\\b"), "{d}");
+        let logged = escape(r.to_string().as_bytes());
+        assert!(logged.ends_with("/a\\\\b"), "{logged}");
     }
 }

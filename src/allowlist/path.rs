@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::sanitize;
+use crate::logline::bound;
 use crate::reject::Reject;
 
 /// A request target split and canonicalised: the decoded path and the raw query.
@@ -15,7 +15,7 @@ pub(super) struct Target<'a> {
 
 impl<'a> Target<'a> {
     pub(super) fn parse(raw: &'a str) -> Result<Target<'a>, Reject> {
-        let bad = |why: &str| Reject::BadPath(sanitize(&format!("{why}: {raw}")));
+        let bad = |why: &str| Reject::BadPath(bound(&format!("{why}: {raw}")));
         if raw.contains('#') {
             return Err(bad("fragment marker"));
         }

@@ -1,9 +1,10 @@
 //! Query parameters: the strict per-route allowlist (decoded, checked, re-encoded canonically)
 //! and the lax rule (forwarded as received, but well formed).
 
+use super::all_digits;
 use super::path::{encode_into, hex_pair, is_query_safe};
 use super::routes::Scope;
-use super::{all_digits, sanitize};
+use crate::logline::bound;
 use crate::reject::Reject;
 
 /// One allowed query parameter: its decoded name and what its decoded value may be.
@@ -202,7 +203,7 @@ fn form_decode(raw: &str) -> Option<String> {
 }
 
 fn bad_query(why: &str, raw: Option<&str>) -> Reject {
-    Reject::BadQuery(sanitize(&format!("{why}: {}", raw.unwrap_or(""))))
+    Reject::BadQuery(bound(&format!("{why}: {}", raw.unwrap_or(""))))
 }
 
 #[cfg(test)]

@@ -166,7 +166,7 @@ fn decide(
     strict: bool,
 ) -> Result<Action, String> {
     let Some((target, suffix)) = names.classify(index) else {
-        return Err(format!("index {:?} not allowed", short(index)));
+        return Err(format!("index \"{}\" not allowed", short(index)));
     };
     let allowed = match op {
         Op::Index => true,
@@ -174,7 +174,7 @@ fn decide(
         Op::Update | Op::Delete => target == Target::Fields,
     };
     if !allowed {
-        return Err(format!("{op:?} not allowed on {:?}", short(index)));
+        return Err(format!("{op:?} not allowed on \"{}\"", short(index)));
     }
     if let Some(id) = id {
         session_id::check_length(id)?;
@@ -183,7 +183,7 @@ fn decide(
         match target {
             Target::Sessions => {
                 if !is_rotation(suffix) {
-                    return Err(format!("index {:?} has no rotation suffix", short(index)));
+                    return Err(format!("index \"{}\" has no rotation suffix", short(index)));
                 }
                 if let Some(id) = id {
                     session_id::check_strict(id, suffix, &names.node, &names.sensors)?;

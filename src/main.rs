@@ -138,7 +138,8 @@ fn run(
 
     // The per-request settings, swapped as a whole on SIGHUP (src/reload.rs).
     let snapshot = Arc::new(ArcSwap::from_pointee(reload::snapshot(&config)));
-    metrics::set_sensors(config.sensors.names());
+    metrics::watch_snapshot(snapshot.clone());
+    metrics::config_loaded(config.sensors.len());
     let app = EsProxy {
         snapshot: snapshot.clone(),
         pool: pool.clone(),

@@ -8,9 +8,10 @@
 //! `/metrics` (and `/healthz` for liveness probes).
 
 use crate::bulk::BulkStats;
+use crate::proxy::Snapshot;
 use crate::tee::Tee;
 use crate::upstream::Pool;
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use async_trait::async_trait;
 use http::Method;
 use pingora::apps::http_app::{HttpServer, ServeHttp};
@@ -20,7 +21,6 @@ use prometheus::{
     exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
@@ -61,9 +61,9 @@ struct Metrics {
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
-/// Configured sensor names: the only sensor label values besides [`UNKNOWN_SENSOR`].
-static KNOWN_SENSORS: LazyLock<ArcSwap<HashSet<String>>> =
-    LazyLock::new(|| ArcSwap::from_pointee(HashSet::new()));
+/// The proxy's running per-request settings (the same snapshot, not a copy): the sensors
+/// configured there are the only sensor label values besides [`UNKNOWN_SENSOR`].
+static SNAPSHOT: ArcSwapOption<ArcSwap<Snapshot>> = ArcSwapOption::const_empty();
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
     // Only a duplicate name can fail here: a programming error caught by the unit tests.
@@ -260,19 +260,31 @@ impl Metrics {
     }
 }
 
-/// Sets the configured sensor names (at start-up and after each successful reload). Names
-/// dropped by a reload keep the series they already have; new requests can no longer use them.
-pub fn set_sensors<'a>(names: impl Iterator<Item = &'a str>) {
-    let set: HashSet<String> = names.map(str::to_string).collect();
-    METRICS.sensors.set(set.len() as i64);
-    KNOWN_SENSORS.store(Arc::new(set));
+/// Labels sensors by the names configured in `snapshot` (the proxy's, swapped on reload), at
+/// start-up.
+pub fn watch_snapshot(snapshot: Arc<ArcSwap<Snapshot>>) {
+    SNAPSHOT.store(Some(snapshot));
+}
+
+/// Records a configuration of `sensors` sensors taking effect (at start-up and after each
+/// successful reload). Names dropped by a reload keep the series they already have; new
+/// requests can no longer use them.
+pub fn config_loaded(sensors: usize) {
+    METRICS.sensors.set(sensors as i64);
     METRICS.reload_timestamp.set(unix_now());
 }
 
 /// The sensor label for `name`: the name when it is configured, else [`UNKNOWN_SENSOR`].
 pub fn sensor_label(name: Option<&str>) -> String {
     match name {
-        Some(n) if KNOWN_SENSORS.load().contains(n) => n.to_string(),
+        Some(n)
+            if SNAPSHOT
+                .load()
+                .as_ref()
+                .is_some_and(|s| s.load().sensors.get(n).is_some()) =>
+        {
+            n.to_string()
+        }
         _ => UNKNOWN_SENSOR.to_string(),
     }
 }
@@ -424,49 +436,22 @@ pub fn restart_required(yes: bool) {
     METRICS.restart_required.set(i64::from(yes));
 }
 
-/// Requests being handled now (the SIGTERM drain waits for this to reach zero).
-pub fn in_flight() -> i64 {
-    METRICS.in_flight.get()
-}
-
 fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Counts a request as in flight for as long as it lives.
-#[derive(Debug)]
-pub struct InFlight(());
-
-impl InFlight {
-    /// Starts counting.
-    pub fn enter() -> InFlight {
-        METRICS.in_flight.inc();
-        InFlight(())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        METRICS.in_flight.dec();
-    }
-}
-
 /// Per-request measurements, kept in the proxy's `Ctx`.
 #[derive(Debug, Default)]
 pub struct RequestObs {
-    _in_flight: Option<InFlight>,
     upstream_start: Option<Instant>,
 }
 
 impl RequestObs {
-    /// For a new request: counted in flight until dropped.
+    /// For a new request.
     pub fn start() -> RequestObs {
-        RequestObs {
-            _in_flight: Some(InFlight::enter()),
-            upstream_start: None,
-        }
+        RequestObs::default()
     }
 
     /// A peer was chosen for an attempt (the latency clock starts).
@@ -525,6 +510,8 @@ fn export_tee(m: &Metrics, tee: &Tee) {
 /// The text exposition of every metric (peer health and tee counts refreshed first).
 pub fn render(pool: Option<&Pool>, tee: Option<&Tee>) -> Vec<u8> {
     let m = &*METRICS;
+    // The count is the proxy's; metrics only read it.
+    m.in_flight.set(crate::proxy::in_flight() as i64);
     if let Some(pool) = pool {
         set_health(&m.upstream_healthy, pool);
     }
@@ -596,7 +583,12 @@ mod tests {
 
     #[test]
     fn unconfigured_sensor_names_share_one_label() {
-        set_sensors(["toronto01"].into_iter());
+        let ini = "[default]\nelasticsearch=http://127.0.0.1:9200\n\
+                   [esproxy-sensors]\ntoronto01=pass:x;ip:192.0.2.1\n";
+        let (cfg, _) =
+            crate::config::Config::from_str(ini, std::path::Path::new("t.ini"), None).unwrap();
+        let snap = Arc::new(ArcSwap::from_pointee(crate::reload::snapshot(&cfg)));
+        watch_snapshot(snap);
         assert_eq!(sensor_label(Some("toronto01")), "toronto01");
         assert_eq!(sensor_label(Some("attacker-made-this-up")), UNKNOWN_SENSOR);
         assert_eq!(sensor_label(None), UNKNOWN_SENSOR);
@@ -618,15 +610,6 @@ mod tests {
         assert_eq!(c.get(), 5);
         raise(&c, 8);
         assert_eq!(c.get(), 8);
-    }
-
-    #[test]
-    fn in_flight_guard_counts_until_dropped() {
-        // Other tests may run concurrently: compare with the value seen inside.
-        let g = InFlight::enter();
-        assert!(in_flight() >= 1);
-        drop(g);
-        assert!(in_flight() >= 0);
     }
 
     #[test]

@@ -50,6 +50,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -78,8 +79,34 @@ pub struct EsProxy {
     pub replayer: Arc<Replayer>,
 }
 
+/// Requests being handled now: a request counts from `new_ctx` until its `Ctx` is dropped. The
+/// SIGTERM drain waits for this to reach zero; metrics show it.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Requests being handled now.
+pub fn in_flight() -> usize {
+    IN_FLIGHT.load(Ordering::Relaxed)
+}
+
+/// Counts one request in flight for as long as it lives.
+struct InFlight(());
+
+impl InFlight {
+    fn enter() -> InFlight {
+        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        InFlight(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Per-request state.
 pub struct Ctx {
+    _in_flight: InFlight,
     /// The settings this request started with.
     snap: Arc<Snapshot>,
     /// When the request arrived (the replay budget counts from here).
@@ -271,6 +298,7 @@ impl ProxyHttp for EsProxy {
 
     fn new_ctx(&self) -> Ctx {
         Ctx {
+            _in_flight: InFlight::enter(),
             snap: self.snapshot.load_full(),
             started: Instant::now(),
             client: None,
@@ -537,5 +565,18 @@ async fn respond_502(session: &mut Session) -> u16 {
     match write.await {
         Ok(()) => 502,
         Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_counts_in_flight_until_its_guard_drops() {
+        // Other tests may run concurrently: compare with the value seen inside.
+        let g = InFlight::enter();
+        assert!(in_flight() >= 1);
+        drop(g);
     }
 }

@@ -114,7 +114,7 @@ impl Reloader {
             warn!("reload: {w}");
         }
         self.snapshot.store(Arc::new(snapshot(&new)));
-        metrics::set_sensors(new.sensors.names());
+        metrics::config_loaded(new.sensors.len());
         Ok(Reloaded {
             sensors: new.sensors.len(),
             restart_only: restart_only_changes(&self.running, &new),
@@ -225,7 +225,7 @@ impl Drain {
     }
 
     fn busy(&self) -> i64 {
-        metrics::in_flight().max(0) + self.also.iter().map(|f| f() as i64).sum::<i64>()
+        crate::proxy::in_flight() as i64 + self.also.iter().map(|f| f() as i64).sum::<i64>()
     }
 }
 

@@ -251,4 +251,86 @@ mod tests {
         assert_eq!(section_name("test", "esproxy"), None);
         assert_eq!(section_name("headers-http-request", "esproxy"), None);
     }
+
+    /// Backticked words of `text`.
+    fn ticked(text: &str) -> impl Iterator<Item = &str> {
+        text.split('`').skip(1).step_by(2)
+    }
+
+    /// The config keys are written in four places: the doc table of `config/mod.rs`, the lint
+    /// lists here, the builder's literals and reload's restart list. They must name the same keys.
+    #[test]
+    fn doc_table_lint_lists_builder_and_restart_list_name_the_same_keys() {
+        use std::collections::BTreeSet;
+        let module = include_str!("mod.rs");
+        let code = module.split("\n#[cfg(test)]").next().unwrap();
+        let node: BTreeSet<&str> = NODE_KEYS.iter().copied().collect();
+
+        // The doc table's key column.
+        let table: BTreeSet<&str> = code
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! | "))
+            .filter(|row| row.starts_with('`'))
+            .flat_map(|row| ticked(&row[..row.find(" |").unwrap_or(row.len())]))
+            .collect();
+        assert_eq!(table, node, "doc table vs NODE_KEYS");
+
+        // The `[tee]` and `[xff]` bullets.
+        let bullet = |name: &str| -> BTreeSet<&str> {
+            let start = code.find(&format!("//! - `[{name}]`")).unwrap();
+            let rest = &code[start..];
+            let end = rest[3..].find("//! -").map_or(rest.len(), |i| i + 3);
+            let end = end.min(rest.find("\n\n").unwrap_or(rest.len()));
+            ticked(&rest[..end])
+                .filter(|w| !w.starts_with('['))
+                .collect()
+        };
+        assert_eq!(
+            bullet("tee"),
+            TEE_KEYS.iter().copied().collect(),
+            "[tee] doc"
+        );
+        let xff: BTreeSet<&str> = bullet("xff")
+            .into_iter()
+            .filter(|w| XFF_KEYS.contains(w) || w.chars().next().is_some_and(char::is_lowercase))
+            .filter(|w| !w.contains([' ', ':']) && *w != "false")
+            .collect();
+        assert_eq!(xff, XFF_KEYS.iter().copied().collect(), "[xff] doc");
+
+        // The builder reads every listed key by its literal name, and no unlisted esProxy key.
+        let builder: String = code
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for k in NODE_KEYS.iter().chain(TEE_KEYS).chain(XFF_KEYS) {
+            assert!(
+                builder.contains(&format!("\"{k}\"")),
+                "{k} is listed but never read"
+            );
+        }
+        for lit in builder.split('"').skip(1).step_by(2) {
+            if lit.starts_with("esProxy") && lit.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                assert!(node.contains(lit), "{lit} is read but not listed");
+            }
+        }
+
+        // Reload's restart list names only listed keys.
+        let reload = include_str!("../reload.rs");
+        let start = reload.find("pub fn restart_only_changes").unwrap();
+        let body = &reload[start..start + reload[start..].find("\n}\n").unwrap()];
+        let mut named = 0;
+        for lit in body.split('"').skip(1).step_by(2) {
+            for word in lit.split(|c: char| !c.is_ascii_alphanumeric()) {
+                let looks_like_key = word.starts_with("esProxy")
+                    || word.starts_with("elasticsearch")
+                    || word.ends_with("File");
+                if looks_like_key {
+                    named += 1;
+                    assert!(node.contains(word), "restart list names {word}, not a key");
+                }
+            }
+        }
+        assert!(named >= 10, "restart list parsed: {named} keys");
+    }
 }

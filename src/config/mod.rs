@@ -47,7 +47,7 @@
 //! | `esProxyMaxConnections` | open connections on the sensor listener | 10000 |
 //! | `esProxyMaxUnauthenticated` | connections with no authenticated request yet (oldest waiting evicted past it) | 4096 |
 //! | `esProxyMaxUnauthenticatedPerClient` | such connections from one client address | 64 |
-//! | `esProxyConnLimitExempt` | client IPs/CIDRs the per-client cap does not apply to (an HTTP balancer) | none |
+//! | `esProxyConnLimitExempt` | client IPs/CIDRs the per-client cap does not apply to (an HTTP balancer) | `[xff] internalProxies` when `[xff]` is enabled, else none |
 //!
 //! Upstream credential precedence: `elasticsearchAPIKey` > `elasticsearchBasicAuth` > the URL's
 //! own `user:pass@`.
@@ -636,7 +636,7 @@ impl<'a> Builder<'a> {
             .node_value("esProxyAccessLog", value::boolean)?
             .unwrap_or(false);
         let metrics = self.metrics(&listen)?;
-        let connection = self.connection(&policy)?;
+        let connection = self.connection(&policy, &xff)?;
 
         Ok(Config {
             file: self.file.to_path_buf(),
@@ -655,7 +655,11 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn connection(&self, policy: &Policy) -> Result<crate::connection::Settings, ConfigError> {
+    fn connection(
+        &self,
+        policy: &Policy,
+        xff: &XffConfig,
+    ) -> Result<crate::connection::Settings, ConfigError> {
         let d = crate::connection::Settings::default();
         let secs = |key: &str, default: std::time::Duration| {
             self.node_value(key, |v| value::seconds(v, CONN_TIMEOUT.0, CONN_TIMEOUT.1))
@@ -667,9 +671,13 @@ impl<'a> Builder<'a> {
             })
             .map(|v| v.map_or(default, |n| n as usize))
         };
-        let exempt = self
-            .node_value("esProxyConnLimitExempt", ProxySet::parse)?
-            .unwrap_or_default();
+        // HTTP balancers named in [xff] relay many clients from their own address: not capped
+        // as one client unless esProxyConnLimitExempt says otherwise.
+        let exempt = match self.node_value("esProxyConnLimitExempt", ProxySet::parse)? {
+            Some(set) => set,
+            None if xff.enabled() => xff.internal().clone(),
+            None => ProxySet::default(),
+        };
         Ok(crate::connection::Settings {
             first_byte: secs("esProxyFirstByteTimeout", d.first_byte)?,
             head: secs("esProxyHeadTimeout", d.head)?,
@@ -1084,6 +1092,46 @@ mod tests {
 
     fn ok(text: &str) -> (Config, Vec<Warning>) {
         load(text, Some("esproxy")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn connection_limit_exempt_defaults_to_the_xff_balancers_and_can_be_set() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (c, _) = ok(ES);
+        assert!(c.connection.caps.exempt.is_empty());
+        let (c, _) = ok(&format!(
+            "{ES}[xff]\nenabled=true\ninternalProxies=192.0.2.10\n"
+        ));
+        assert!(c.connection.caps.exempt.contains(ip("192.0.2.10")));
+        let (c, _) = ok(&format!(
+            "{ES}esProxyConnLimitExempt=198.51.100.0/24\n[xff]\nenabled=true\ninternalProxies=192.0.2.10\n"
+        ));
+        assert!(c.connection.caps.exempt.contains(ip("198.51.100.7")));
+        assert!(!c.connection.caps.exempt.contains(ip("192.0.2.10")));
+        let (c, _) = ok(&format!(
+            "{ES}esProxyFirstByteTimeout=5\nesProxyHeadTimeout=15\nesProxyKeepAliveTimeout=30\n\
+             esProxyBodyIdleTimeout=45\nesProxyMaxConnections=100\nesProxyMaxUnauthenticated=50\n\
+             esProxyMaxUnauthenticatedPerClient=5\n"
+        ));
+        let k = &c.connection;
+        assert_eq!(
+            (k.first_byte, k.head, k.keepalive, k.body_idle),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(15),
+                Duration::from_secs(30),
+                Duration::from_secs(45)
+            )
+        );
+        assert_eq!(
+            (
+                k.caps.max_connections,
+                k.caps.max_unauthenticated,
+                k.caps.per_client
+            ),
+            (100, 50, 5)
+        );
+        assert!(err(&format!("{ES}esProxyHeadTimeout=0\n")).contains("esProxyHeadTimeout"));
     }
 
     fn err(text: &str) -> String {

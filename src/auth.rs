@@ -607,7 +607,7 @@ mod tests {
     }
 
     #[test]
-    fn sensors_accessors() {
+    fn sensors_are_looked_up_counted_and_listed_by_name() {
         let s = arkime();
         assert_eq!(s.len(), 4);
         assert!(!s.is_empty());

@@ -177,7 +177,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn edit_distance_basics() {
+    fn edit_distance_counts_edits_ignoring_case() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("esProxyPort", "esproxyport"), 0);
         assert_eq!(edit_distance("", "abc"), 3);
@@ -242,7 +242,7 @@ mod tests {
     }
 
     #[test]
-    fn section_name_lint() {
+    fn misspelt_section_names_name_ours_and_foreign_ones_are_silent() {
         assert!(section_name("esproxy-sensor", "esproxy").is_some());
         assert!(section_name("XFF", "esproxy").unwrap().contains("[xff]"));
         assert!(section_name("ESProxy", "esproxy")

@@ -1211,7 +1211,7 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
     }
 
     #[test]
-    fn defaults() {
+    fn unset_keys_take_their_documented_defaults() {
         let (c, _) = ok(ES);
         assert_eq!(c.listen.port, 7200);
         assert_eq!(c.listen.host, None);
@@ -1597,7 +1597,7 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
     }
 
     #[test]
-    fn upstream_tls_keys() {
+    fn upstream_tls_keys_are_read_and_insecure_warns() {
         let f = existing();
         let (c, w) = ok(&format!(
             "[default]\nelasticsearch=https://es.example:9200\ncaTrustFile={f}\nesClientCert={f}\n\
@@ -1637,7 +1637,7 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
     }
 
     #[test]
-    fn sensor_section_warnings() {
+    fn open_or_empty_sensor_entries_and_a_missing_section_warn() {
         let (c, w) = ok(&format!("{ES}[esproxy-sensors]\nopen=;\nempty=\n"));
         assert!(c.sensors.get("open").is_some());
         assert!(c.sensors.get("empty").is_none());
@@ -1658,7 +1658,7 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
     }
 
     #[test]
-    fn xff_section() {
+    fn xff_section_is_read_and_its_errors_name_file_line_and_key() {
         let (c, _) = ok(&format!(
             "{ES}[xff]\nenabled=true\nremoteIpHeader=X-Real-IP\ninternalProxies=192.0.2.10\ntrustedProxies=198.51.100.0/24\n"
         ));
@@ -1680,7 +1680,7 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
     }
 
     #[test]
-    fn metrics_listener() {
+    fn metrics_listener_defaults_to_loopback_and_must_differ_from_the_proxy() {
         let (c, _) = ok(&format!("{ES}esProxyMetricsPort=9100\n"));
         assert_eq!(c.metrics, Some("127.0.0.1:9100".parse().unwrap()));
         let (c, _) = ok(&format!(

@@ -286,7 +286,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn booleans() {
+    fn booleans_accept_the_usual_spellings_and_refuse_typos() {
         for t in ["true", "TRUE", "yes", "on", "1"] {
             assert_eq!(boolean(t), Ok(true), "{t}");
         }
@@ -297,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn ports() {
+    fn ports_are_one_to_65535_in_plain_digits() {
         assert_eq!(port("7200"), Ok(7200));
         for bad in ["0", "65536", "72x0", "+80", "-1", ""] {
             assert!(port(bad).is_err(), "{bad}");
@@ -332,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn es_url_forms() {
+    fn es_urls_parse_with_scheme_ipv6_and_default_ports() {
         let (u, d) = es_url("http://127.0.0.1:9200").unwrap();
         assert!(!d && !u.https && u.host == "127.0.0.1" && u.port == 9200);
         let (u, _) = es_url("https://ES.example/").unwrap();
@@ -346,7 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn es_url_refusals() {
+    fn malformed_es_urls_are_refused() {
         for bad in [
             "ftp://h",
             "http://",
@@ -390,7 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn basic_auth_values() {
+    fn basic_auth_value_is_encoded_once_and_bad_base64_refused() {
         let enc = base64::engine::general_purpose::STANDARD.encode("u:p");
         assert_eq!(basic_auth_header("u:p").unwrap(), format!("Basic {enc}"));
         assert_eq!(basic_auth_header(&enc).unwrap(), format!("Basic {enc}"));
@@ -398,13 +398,13 @@ mod tests {
     }
 
     #[test]
-    fn api_key_values() {
+    fn api_key_value_becomes_an_apikey_header_and_blanks_are_refused() {
         assert_eq!(api_key_header("abc==").unwrap(), "ApiKey abc==");
         assert!(api_key_header("a b").is_err());
     }
 
     #[test]
-    fn prefixes() {
+    fn prefixes_are_lowercase_index_safe_names() {
         assert!(prefix("tests").is_ok());
         assert!(prefix("arkime_").is_ok());
         for bad in ["Tests", "a*", "a/b", "_x", "a,b", "a b"] {
@@ -413,7 +413,7 @@ mod tests {
     }
 
     #[test]
-    fn hosts() {
+    fn hosts_are_unbracketed_and_lowercased_and_blanks_refused() {
         assert_eq!(host("[::1]").unwrap(), "::1");
         assert_eq!(host("0.0.0.0").unwrap(), "0.0.0.0");
         assert_eq!(host("Proxy.Example").unwrap(), "proxy.example");

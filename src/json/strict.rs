@@ -139,7 +139,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_plain_object() {
+    fn a_plain_object_parses() {
         let v = parse_strict(br#"{"a":1,"b":[true,null,"x"]}"#, 8).unwrap();
         assert_eq!(v["b"][2], "x");
     }

@@ -56,9 +56,13 @@ impl<'a> Target<'a> {
         }
         if path != "/" {
             for seg in path[1..].split('/') {
+                // `..` anywhere in a segment, not only as a whole dot segment (SPEC §7 lists
+                // `..` among what is refused): no id capture or the viewer writes has one, and
+                // servers differ on segments like `..;` or `..&`.
                 match seg {
                     "" => return Err(bad("empty path segment")),
-                    "." | ".." => return Err(bad("dot segment")),
+                    "." => return Err(bad("dot segment")),
+                    _ if seg.contains("..") => return Err(bad("dot segment")),
                     _ => {}
                 }
             }
@@ -162,6 +166,11 @@ mod tests {
                 "/arkime_stats/../_bulk",
                 "/arkime_stats/./_stats",
                 "/arkime_stats/_doc/..",
+                // `..` inside a segment (found by the fixpoint property: `..&` was forwarded)
+                "/arkime_users/_doc/..&",
+                "/arkime_users/_doc/..%26",
+                "/arkime_users/_doc/a..b",
+                "/arkime_users/_doc/...",
                 "//arkime_stats/_stats",
                 "/arkime_stats//_stats",
                 "/_cat/health/",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing esproxy needs on a fresh Debian machine, idempotently:
 # cmake (Pingora's zlib-ng build), osmem-server (the OpenSearch-compatible test/demo upstream),
-# hadolint (Dockerfile lint).
+# botocore (the SigV4 tests' verifier), hadolint (Dockerfile lint).
 set -euo pipefail
 OSMEM_VERSION=0.1.6
 
@@ -16,6 +16,14 @@ fi
 if ! python3 -c "import osmem_server, sys; sys.exit(0 if osmem_server.__version__ == '$OSMEM_VERSION' else 1)" 2>/dev/null; then
   echo "setup: installing osmem-server==$OSMEM_VERSION (PyPI)" >&2
   python3 -m pip install -q --disable-pip-version-check "osmem-server==$OSMEM_VERSION"
+fi
+
+# botocore checks esproxy's SigV4 signatures in the tests (tests/aws/stand_in.py): a second
+# implementation, not ours; pinned.
+BOTOCORE_VERSION=1.43.11
+if ! python3 -c "import botocore, sys; sys.exit(0 if botocore.__version__ == '$BOTOCORE_VERSION' else 1)" 2>/dev/null; then
+  echo "setup: installing botocore==$BOTOCORE_VERSION (PyPI)" >&2
+  python3 -m pip install -q --disable-pip-version-check "botocore==$BOTOCORE_VERSION"
 fi
 
 # hadolint lints the Dockerfile in scripts/test.sh (no Docker engine needed); pinned.

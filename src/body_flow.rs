@@ -84,6 +84,14 @@ impl BodyFlow {
         }
     }
 
+    /// Starts the tee mirror only (a signed request is held whole by the caller and sent by
+    /// the replayer, so there is no Pingora attempt and no replay hold here).
+    pub fn start_mirror(&mut self, up: &RequestHeader, tee: Option<&Arc<Tee>>, has_body: bool) {
+        if let (Some(tee), true) = (tee, self.tee.is_idle()) {
+            self.tee = tee.start(up, has_body);
+        }
+    }
+
     /// Takes one chunk the sensor sent (`None`: no bytes; `eos`: the body is over) and returns
     /// what goes upstream for it. `None` is returned only at the end (before it, Pingora would
     /// read `None` as the end of the body; an empty chunk at the end would write a second

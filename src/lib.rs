@@ -19,6 +19,8 @@
 //!                   ├ bulk   (only complete, validated lines go upstream)
 //!                   ├ tee    (the validated bytes, mirrored in the background; never waits)
 //!                   └ replay (a held bulk ES refused with 429/503 or lost is sent again)
+//!             ──► sigv4      (esProxySigV4: the body is held whole, then the request is sent by
+//!                             the replayer, signed per attempt; keys refreshed in the background)
 //!             ──► retry      (whether Pingora sends a failed attempt again)
 //!             ──► proxy      (glue: calls the above in order, answers refusals, logs denials)
 //! ```
@@ -50,6 +52,7 @@ pub mod reject;
 pub mod reload;
 pub mod replay;
 pub mod retry;
+pub mod sigv4;
 pub mod tee;
 pub mod tls;
 pub mod upstream;

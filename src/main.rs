@@ -179,6 +179,12 @@ fn run(
         server.add_service(metrics::service(maddr, pool.clone(), tee.clone()));
         info!("metrics on http://{maddr}/metrics");
     }
+    // SigV4 keys: fetched and refreshed in the background (src/sigv4/keys.rs).
+    for p in std::iter::once(pool.clone()).chain(tee.as_ref().map(|t| t.pool())) {
+        if let Some(signer) = p.signer() {
+            server.add_service(background_service("sigv4 keys", signer.refresher()));
+        }
+    }
     server.add_service(background_service(
         "es health check",
         HealthCheck::new(pool),

@@ -57,6 +57,9 @@ struct Metrics {
     connections_refused: IntCounterVec,
     connections_evicted: IntCounter,
     connection_deadlines: IntCounterVec,
+    sigv4_refreshes: IntCounterVec,
+    sigv4_unsigned: IntCounterVec,
+    sigv4_expiry: IntGaugeVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -254,6 +257,29 @@ impl Metrics {
                 "Connections or requests ended by a deadline (first_byte, head, keepalive_idle, \
                  body_idle)",
                 &["deadline"],
+            ),
+            sigv4_refreshes: counter_vec(
+                &r,
+                "esproxy_sigv4_key_refreshes_total",
+                "SigV4 key fetches, by cluster (es, tee) and result (ok, error)",
+                &["cluster", "result"],
+            ),
+            sigv4_unsigned: counter_vec(
+                &r,
+                "esproxy_sigv4_unsigned_total",
+                "Requests not sent because no unexpired SigV4 keys were available, by cluster",
+                &["cluster"],
+            ),
+            sigv4_expiry: register(
+                &r,
+                IntGaugeVec::new(
+                    prometheus::Opts::new(
+                        "esproxy_sigv4_keys_expiry_timestamp_seconds",
+                        "Unix time the cached SigV4 keys expire (0: no expiry), by cluster",
+                    ),
+                    &["cluster"],
+                )
+                .expect("valid metric"),
             ),
             registry: r,
         }
@@ -507,16 +533,37 @@ fn export_tee(m: &Metrics, tee: &Tee) {
     }
 }
 
-/// The text exposition of every metric (peer health and tee counts refreshed first).
+fn export_sigv4(m: &Metrics, pool: &Pool) {
+    let Some(signer) = pool.signer() else { return };
+    let keys = signer.keys();
+    let (c, s) = (keys.cluster(), &keys.stats);
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    raise(
+        &m.sigv4_refreshes.with_label_values(&[c, "ok"]),
+        get(&s.refreshed),
+    );
+    raise(
+        &m.sigv4_refreshes.with_label_values(&[c, "error"]),
+        get(&s.refresh_failures),
+    );
+    raise(&m.sigv4_unsigned.with_label_values(&[c]), get(&s.unsigned));
+    m.sigv4_expiry
+        .with_label_values(&[c])
+        .set(i64::try_from(get(&s.expires_unix)).unwrap_or(i64::MAX));
+}
+
+/// The text exposition of every metric (peer health, tee and SigV4 key counts refreshed first).
 pub fn render(pool: Option<&Pool>, tee: Option<&Tee>) -> Vec<u8> {
     let m = &*METRICS;
     // The count is the proxy's; metrics only read it.
     m.in_flight.set(crate::proxy::in_flight() as i64);
     if let Some(pool) = pool {
         set_health(&m.upstream_healthy, pool);
+        export_sigv4(m, pool);
     }
     if let Some(tee) = tee {
         export_tee(m, tee);
+        export_sigv4(m, &tee.pool());
     }
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed metrics; an empty page is the fallback.

@@ -127,6 +127,8 @@ pub struct Ctx {
     body: BodyFlow,
     /// The connection gate's ticket (src/connection/): told when the request authenticated.
     conn: Option<Ticket>,
+    /// A small body read whole for inspection, kept as received when the request is signed.
+    small_body: Vec<Bytes>,
 }
 
 impl EsProxy {
@@ -189,7 +191,12 @@ impl EsProxy {
                 session.enable_retry_buffering();
                 loop {
                     match session.read_request_body().await {
-                        Ok(Some(chunk)) => body.push(&chunk, &snap.policy.limits)?,
+                        Ok(Some(chunk)) => {
+                            body.push(&chunk, &snap.policy.limits)?;
+                            if self.pool.signer().is_some() {
+                                ctx.small_body.push(chunk);
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => return Err(Reject::BadBody(format!("reading body: {e}"))),
                     }
@@ -228,6 +235,84 @@ impl EsProxy {
         let answer = self.replayer.run(head, held, ctx.peer, deadline).await?;
         ctx.body.mark_replayed();
         Some(respond_answer(session, answer).await)
+    }
+
+    /// A request to a SigV4 cluster: its body is read, validated and held whole (bounded by
+    /// `esProxySigV4MaxBody`, 413 above), mirrored, then sent by the replayer, signed for each
+    /// attempt, and ES's answer relayed. `Ok(true)`: answered here.
+    async fn forward_signed(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let Some(route) = ctx.route.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no admitted route");
+        };
+        let max = self.pool.signer().map_or(0, |s| s.max_body());
+        let deadline = replay::deadline(ctx.started);
+        let mut up = session.req_header().clone();
+        up.set_raw_path(route.forward.as_bytes())?;
+        crate::upstream_head::rewrite(&mut up, ctx.client, ctx.body.forwards_inflated())?;
+        self.pool.prepare_header(0, &mut up)?;
+        ctx.body.start_mirror(&up, self.tee.as_ref(), ctx.has_body);
+        let mut held = replay::Held::new(replay::HoldBudget::new(usize::MAX), max);
+        let too_large = || Reject::TooLarge(format!("body over esProxySigV4MaxBody {max}"));
+        let sensor = ctx.sensor.clone();
+        let mut refused = None;
+        let small = std::mem::take(&mut ctx.small_body);
+        if !small.is_empty() {
+            let n = small.len();
+            for (i, c) in small.into_iter().enumerate() {
+                if let Ok(Some(out)) = ctx.body.feed(sensor.as_deref(), Some(c), i + 1 == n) {
+                    held.push(&out);
+                }
+            }
+        } else if !ctx.has_body {
+            let _ = ctx.body.feed(sensor.as_deref(), None, true);
+        } else if crate::framing::content_length(&up.headers).is_some_and(|n| n > max as u64) {
+            refused = Some(too_large());
+        } else {
+            loop {
+                let read = tokio::time::timeout_at(deadline.into(), session.read_request_body());
+                let Ok(Ok(chunk)) = read.await else {
+                    ctx.body.refused();
+                    return Error::e_explain(ErrorType::ReadError, "reading a body to sign");
+                };
+                let eos = chunk.is_none() || session.is_body_done();
+                match ctx.body.feed(sensor.as_deref(), chunk, eos) {
+                    Ok(out) => {
+                        if let Some(b) = out {
+                            held.push(&b);
+                        }
+                        if !held.is_holding() {
+                            refused = Some(too_large());
+                        }
+                    }
+                    Err(r) => refused = Some(r),
+                }
+                if eos || refused.is_some() {
+                    break;
+                }
+            }
+        }
+        if let Some(r) = refused {
+            ctx.body.refused();
+            self.log_denial(session, ctx, &r);
+            self.respond_reject(session, &r).await?;
+            ctx.reject = Some(r);
+            return Ok(true);
+        }
+        held.finish();
+        match self.replayer.send_signed(&up, &held, deadline).await {
+            Some(a) => {
+                respond_answer(session, a).await;
+            }
+            None => {
+                warn!(
+                    "upstream error sensor={} path={}: no answer to a signed request",
+                    escape(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
+                    escape(session.req_header().raw_path()),
+                );
+                respond_502(session).await;
+            }
+        }
+        Ok(true)
     }
 
     /// Logs a refusal once, with who, from where, what and why.
@@ -311,6 +396,7 @@ impl ProxyHttp for EsProxy {
             obs: metrics::RequestObs::start(),
             body: BodyFlow::default(),
             conn: None,
+            small_body: Vec::new(),
         }
     }
 
@@ -331,6 +417,10 @@ impl ProxyHttp for EsProxy {
                 if let Some(t) = &ctx.conn {
                     t.authenticated();
                     session.set_read_timeout(Some(t.body_idle()));
+                }
+                // SigV4 hashes the body: it is sent whole, by us, not streamed by Pingora.
+                if self.pool.signer().is_some() {
+                    return self.forward_signed(session, ctx).await;
                 }
                 Ok(false)
             }

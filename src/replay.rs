@@ -17,6 +17,9 @@
 //! would not have done; `index`/`delete` actions with ids are idempotent and `create` reports a
 //! per-item conflict that capture ignores. A 429/503 answer means ES refused the request.
 //!
+//! A request to a SigV4 cluster is always sent this way ([`Replayer::send_signed`]): its whole
+//! validated body is held first, because the signature covers the body's hash.
+//!
 //! Never looks at the body's content and makes no policy decision.
 
 use crate::upstream::Pool;
@@ -142,6 +145,11 @@ impl Held {
         self.complete = true;
     }
 
+    /// The held chunks, in order.
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.chunks
+    }
+
     /// Starts over (a new attempt replays the body from its first byte).
     pub fn reset(&mut self) {
         self.budget.give_back(self.len);
@@ -244,6 +252,29 @@ impl Replayer {
         avoid: Option<usize>,
         deadline: Instant,
     ) -> Option<Answer> {
+        self.send_until(head, body, avoid, deadline, true).await
+    }
+
+    /// Sends a request whose whole body is held (SigV4 signs the body's hash, so nothing is
+    /// streamed), signed anew for each attempt, with the same failover and back-pressure
+    /// handling as a replay. Returns ES's last answer, or `None` when none came.
+    pub async fn send_signed(
+        &self,
+        head: &RequestHeader,
+        body: &Held,
+        deadline: Instant,
+    ) -> Option<Answer> {
+        self.send_until(head, body, None, deadline, false).await
+    }
+
+    async fn send_until(
+        &self,
+        head: &RequestHeader,
+        body: &Held,
+        avoid: Option<usize>,
+        deadline: Instant,
+        replay: bool,
+    ) -> Option<Answer> {
         debug_assert!(body.is_complete());
         let mut exclude: Vec<usize> = avoid.into_iter().filter(|_| self.pool.len() > 1).collect();
         let mut last: Option<Answer> = None;
@@ -273,10 +304,17 @@ impl Replayer {
                     a.attempts = attempts;
                     let status = a.header.status.as_u16();
                     if !Self::is_backpressure(status) {
-                        info!(
-                            "bulk replayed to {} after {attempts} attempt(s): {status}",
-                            self.pool.name(chosen.index)
-                        );
+                        if replay || attempts > 1 {
+                            info!(
+                                "{} to {} after {attempts} attempt(s): {status}",
+                                if replay {
+                                    "bulk replayed"
+                                } else {
+                                    "signed request sent"
+                                },
+                                self.pool.name(chosen.index)
+                            );
+                        }
                         return Some(a);
                     }
                     // ES asked us to slow down: honour Retry-After when it fits the budget.
@@ -291,7 +329,12 @@ impl Replayer {
                         self.pool.mark_down(chosen.index);
                     }
                     warn!(
-                        "bulk replay to {} failed: {e}",
+                        "{} to {} failed: {e}",
+                        if replay {
+                            "bulk replay"
+                        } else {
+                            "signed request"
+                        },
                         self.pool.name(chosen.index)
                     );
                     // Another peer at once the first time; then back off.
@@ -313,7 +356,14 @@ impl Replayer {
                 }
             }
         }
-        warn!("bulk replay gave up after {attempts} attempt(s)");
+        warn!(
+            "{} gave up after {attempts} attempt(s)",
+            if replay {
+                "bulk replay"
+            } else {
+                "signed request"
+            }
+        );
         last
     }
 
@@ -335,6 +385,12 @@ impl Replayer {
         req.remove_header(&http::header::TRANSFER_ENCODING);
         req.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
             .map_err(x)?;
+        if let Some(signer) = self.pool.signer() {
+            signer
+                .sign(&mut req, &body.chunks)
+                .await
+                .map_err(|e| SendError::Exchange(e.to_string()))?;
+        }
         s.write_request_header(Box::new(req)).await.map_err(x)?;
         for c in &body.chunks {
             s.write_request_body(c.clone(), false).await.map_err(x)?;

@@ -119,6 +119,7 @@ impl Tee {
         let Some(up) = up else { return Ok(None) };
         let mut pool = Pool::new(up)?;
         pool.set_io_timeout(IO_TIMEOUT);
+        pool.label_signer(up, "tee");
         Ok(Some(Tee::new(Arc::new(pool))))
     }
 
@@ -150,10 +151,12 @@ impl Tee {
         if self.pool.prepare_header(chosen.index, &mut req).is_err() {
             return Slot::Done;
         }
-        // Always chunked: only our explicit end writes the terminator.
+        // Always chunked: only our explicit end writes the terminator. (A signed tee holds the
+        // whole body first and sends it by length.)
         req.remove_header(&http::header::CONTENT_LENGTH);
         req.remove_header(&http::header::TRANSFER_ENCODING);
         if has_body
+            && self.pool.signer().is_none()
             && req
                 .insert_header(http::header::TRANSFER_ENCODING, "chunked")
                 .is_err()
@@ -210,6 +213,52 @@ impl Tee {
         }
     }
 
+    /// Sends a held, signed request and reads the answer.
+    async fn send_whole(
+        &self,
+        index: usize,
+        peer: &pingora::upstreams::peer::HttpPeer,
+        head: RequestHeader,
+        body: Vec<Bytes>,
+    ) -> Result<bool, String> {
+        let e = |what: &str, err: Box<pingora::Error>| {
+            format!("{what} {}: {err}", self.pool.name(index))
+        };
+        let (mut s, _) = match self.connector.get_http_session(peer).await {
+            Ok(s) => s,
+            Err(err) => {
+                self.pool.mark_down(index);
+                return Err(e("connect", err));
+            }
+        };
+        s.write_request_header(Box::new(head))
+            .await
+            .map_err(|err| e("write to", err))?;
+        for b in body {
+            s.write_request_body(b, false)
+                .await
+                .map_err(|err| e("write to", err))?;
+        }
+        s.finish_request_body()
+            .await
+            .map_err(|err| e("write to", err))?;
+        s.read_response_header()
+            .await
+            .map_err(|err| e("read from", err))?;
+        while s
+            .read_response_body()
+            .await
+            .map_err(|err| e("read from", err))?
+            .is_some()
+        {}
+        if s.response_done() {
+            self.connector
+                .release_http_session(s, peer, peer.options.idle_timeout)
+                .await;
+        }
+        Ok(true)
+    }
+
     /// `Ok(true)`: answered; `Ok(false)`: the primary went away before the end of the body.
     async fn exchange(
         &self,
@@ -222,6 +271,18 @@ impl Tee {
         let e = |what: &str, err: Box<pingora::Error>| {
             format!("{what} {}: {err}", self.pool.name(index))
         };
+        if let Some(signer) = self.pool.signer() {
+            // SigV4 hashes the body: all of it before the head goes out.
+            let Some(body) = collect(&mut rx, &queued, signer.max_body()).await? else {
+                return Ok(false);
+            };
+            let mut head = head;
+            signer
+                .sign(&mut head, &body)
+                .await
+                .map_err(|err| format!("sign for {}: {err}", self.pool.name(index)))?;
+            return self.send_whole(index, &peer, head, body).await;
+        }
         let (mut s, _) = match self.connector.get_http_session(&peer).await {
             Ok(s) => s,
             Err(err) => {
@@ -265,6 +326,33 @@ impl Tee {
                 .await;
         }
         Ok(true)
+    }
+}
+
+/// The whole validated body from the primary, at most `max` bytes; `None` when the primary went
+/// away before its end.
+async fn collect(
+    rx: &mut mpsc::Receiver<Msg>,
+    queued: &AtomicUsize,
+    max: usize,
+) -> Result<Option<Vec<Bytes>>, String> {
+    let mut body = Vec::new();
+    let mut len = 0usize;
+    loop {
+        match rx.recv().await {
+            Some(Msg::Chunk(b)) => {
+                queued.fetch_sub(b.len(), Ordering::AcqRel);
+                len += b.len();
+                if len > max {
+                    return Err(format!(
+                        "body over esProxySigV4MaxBody {max}: not mirrored to a signed tee"
+                    ));
+                }
+                body.push(b);
+            }
+            Some(Msg::End) => return Ok(Some(body)),
+            None => return Ok(None),
+        }
     }
 }
 

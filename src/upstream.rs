@@ -1,9 +1,12 @@
 //! The Elasticsearch peer pool: which ES node a request goes to, how we talk to it (http/https,
 //! CA trust, client certificate, SNI) and which credentials we send. Round robin over healthy
 //! peers; a peer that refuses a connection is marked down at once (passive check) and a
-//! background task probes every peer (active check) to bring it back. Never looks at a request.
+//! background task probes every peer (active check) to bring it back. With `esProxySigV4` the
+//! pool's [`Signer`] takes the place of our `Authorization` (health checks are signed too).
+//! Never looks at a request.
 
 use crate::config::{EsUrl, Upstream};
+use crate::sigv4::Signer;
 use async_trait::async_trait;
 use log::{info, warn};
 use pingora::connectors::http::Connector;
@@ -72,6 +75,7 @@ pub struct Pool {
     health_path: String,
     health_interval: Duration,
     health_timeout: Duration,
+    signer: Option<Arc<Signer>>,
 }
 
 /// A peer chosen for one attempt.
@@ -135,7 +139,18 @@ impl Pool {
             health_path: up.health.path.clone(),
             health_interval: up.health.interval,
             health_timeout: up.health.timeout,
+            signer: up.sigv4.as_ref().map(|s| Signer::new(s, "es")),
         })
+    }
+
+    /// Names the pool's signer in logs and metrics (the tee's is `tee`).
+    pub fn label_signer(&mut self, up: &Upstream, cluster: &'static str) {
+        self.signer = up.sigv4.as_ref().map(|s| Signer::new(s, cluster));
+    }
+
+    /// The SigV4 signer, when every request to this cluster must be signed.
+    pub fn signer(&self) -> Option<&Arc<Signer>> {
+        self.signer.as_ref()
     }
 
     /// Sets read and write timeouts on every peer (used for the tee, whose connections must
@@ -157,7 +172,8 @@ impl Pool {
     pub fn prepare_header(&self, index: usize, req: &mut RequestHeader) -> pingora::Result<()> {
         req.remove_header(&http::header::AUTHORIZATION);
         req.remove_header(&http::header::PROXY_AUTHORIZATION);
-        if let Some(a) = self.authorization(index) {
+        // A signed cluster gets no Authorization of ours: the signature replaces it.
+        if let Some(a) = self.authorization(index).filter(|_| self.signer.is_none()) {
             req.insert_header(http::header::AUTHORIZATION, a)?;
         }
         req.insert_header(http::header::HOST, self.host_header(index))?;
@@ -268,8 +284,18 @@ impl Pool {
             return false;
         };
         let _ = req.insert_header("Host", &slot.host_header);
-        if let Some(a) = &slot.authorization {
-            let _ = req.insert_header("Authorization", a);
+        match &self.signer {
+            Some(signer) => {
+                if let Err(e) = signer.sign(&mut req, &[]).await {
+                    warn!("health check of {}: {e}", slot.name);
+                    return false;
+                }
+            }
+            None => {
+                if let Some(a) = &slot.authorization {
+                    let _ = req.insert_header("Authorization", a);
+                }
+            }
         }
         if session.write_request_header(Box::new(req)).await.is_err()
             || session.finish_request_body().await.is_err()
@@ -380,7 +406,12 @@ fn x509_check(der: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("not a valid X.509 certificate: {e}"))
 }
 
-fn load_cert_key(cert: &Path, key: &Path, pass: Option<&str>) -> Result<CertKey, UpstreamError> {
+/// A client certificate and its key (PEM files; the key may be encrypted PKCS#8 with `pass`).
+pub(crate) fn load_cert_key(
+    cert: &Path,
+    key: &Path,
+    pass: Option<&str>,
+) -> Result<CertKey, UpstreamError> {
     let cert_pem = read_pem("esClientCert", cert)?;
     let certs = pem_certs("esClientCert", cert, &cert_pem)?;
     let key_pem = read_pem("esClientKey", key)?;
@@ -501,6 +532,7 @@ mod tests {
                 timeout: Duration::from_secs(2),
                 path: "/".into(),
             },
+            sigv4: None,
         };
         let e = Pool::new(&up).err().expect("refused").to_string();
         assert!(e.contains("SNI"), "{e}");
@@ -531,6 +563,7 @@ mod tests {
                 timeout: Duration::from_secs(2),
                 path: "/".into(),
             },
+            sigv4: None,
         };
         let pool = Pool::new(&up).unwrap();
         let picks: Vec<usize> = (0..6).map(|_| pool.select(&[]).unwrap().index).collect();

@@ -247,7 +247,7 @@ fn valid_date(yy: u32, mm: Option<u32>, dd: Option<u32>) -> bool {
     let days = match mm {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if yy % 4 == 0 => 29,
+        2 if yy.is_multiple_of(4) => 29,
         2 => 28,
         _ => return false,
     };

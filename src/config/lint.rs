@@ -46,6 +46,17 @@ pub const NODE_KEYS: &[&str] = &[
     "esProxyMaxUnauthenticated",
     "esProxyMaxUnauthenticatedPerClient",
     "esProxyConnLimitExempt",
+    "esProxySigV4",
+    "esProxySigV4Region",
+    "esProxySigV4Service",
+    "esProxySigV4CredentialUrl",
+    "esProxySigV4CredentialCert",
+    "esProxySigV4CredentialKey",
+    "esProxySigV4RoleArn",
+    "esProxySigV4AccessKeyId",
+    "esProxySigV4SecretAccessKey",
+    "esProxySigV4SessionToken",
+    "esProxySigV4MaxBody",
 ];
 
 /// Keys read from `[tee]`.
@@ -58,6 +69,16 @@ pub const TEE_KEYS: &[&str] = &[
     "esClientKey",
     "esClientKeyPass",
     "insecure",
+    "esProxySigV4",
+    "esProxySigV4Region",
+    "esProxySigV4Service",
+    "esProxySigV4CredentialUrl",
+    "esProxySigV4CredentialCert",
+    "esProxySigV4CredentialKey",
+    "esProxySigV4RoleArn",
+    "esProxySigV4AccessKeyId",
+    "esProxySigV4SecretAccessKey",
+    "esProxySigV4SessionToken",
 ];
 
 /// Keys read from `[xff]`.
@@ -73,7 +94,7 @@ pub const SECTIONS: &[&str] = &["esproxy-sensors", "tee", "xff"];
 
 /// esProxy.js settings this proxy does not implement (exact names or name prefixes).
 fn unsupported(key: &str) -> bool {
-    key.starts_with("esProxySigV4") || key == "esProxyUnsafeLogging"
+    key == "esProxyUnsafeLogging"
 }
 
 /// Levenshtein distance over ASCII-lower-cased bytes (keys are short).
@@ -225,12 +246,18 @@ mod tests {
 
     #[test]
     fn esproxy_js_only_settings_are_called_unsupported() {
-        assert!(node_key("esProxySigV4")
+        assert!(node_key("esProxyUnsafeLogging")
             .unwrap()
             .contains("does not support"));
-        assert!(own_section_key("esProxySigV4Region", TEE_KEYS)
+        assert!(own_section_key("esProxyUnsafeLogging", TEE_KEYS)
             .unwrap()
             .contains("does not support"));
+        // The SigV4 keys are ours; a misspelt one is named.
+        assert!(node_key("esProxySigV4Region").is_none());
+        assert!(own_section_key("esProxySigV4Region", TEE_KEYS).is_none());
+        assert!(node_key("esProxySigv4RoleArm")
+            .unwrap()
+            .contains("`esProxySigV4RoleArn`"));
     }
 
     #[test]
@@ -297,9 +324,13 @@ mod tests {
             .collect();
         assert_eq!(xff, XFF_KEYS.iter().copied().collect(), "[xff] doc");
 
-        // The builder reads every listed key by its literal name, and no unlisted esProxy key.
+        // The builder reads every listed key by its literal name, and no unlisted esProxy key
+        // (the SigV4 keys in config/sigv4.rs).
+        let sigv4 = include_str!("sigv4.rs");
+        let sigv4 = sigv4.split("\n#[cfg(test)]").next().unwrap();
         let builder: String = code
             .lines()
+            .chain(sigv4.lines())
             .filter(|l| !l.trim_start().starts_with("//"))
             .collect::<Vec<_>>()
             .join("\n");

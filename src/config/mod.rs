@@ -48,6 +48,12 @@
 //! | `esProxyMaxUnauthenticated` | connections with no authenticated request yet (oldest waiting evicted past it) | 4096 |
 //! | `esProxyMaxUnauthenticatedPerClient` | such connections from one client address | 64 |
 //! | `esProxyConnLimitExempt` | client IPs/CIDRs the per-client cap does not apply to (an HTTP balancer) | `[xff] internalProxies` when `[xff]` is enabled, else none |
+//! | `esProxySigV4` | sign every request to ES with AWS SigV4 (managed OpenSearch) | `false` |
+//! | `esProxySigV4Region`, `esProxySigV4Service` | signing region and service (`es`, `aoss`) | `AWS_REGION`, `es` |
+//! | `esProxySigV4CredentialUrl`, `esProxySigV4CredentialCert`, `esProxySigV4CredentialKey` | keys from an HTTPS URL with a client certificate | – |
+//! | `esProxySigV4RoleArn` | keys from STS AssumeRole (from the default chain) | – |
+//! | `esProxySigV4AccessKeyId`, `esProxySigV4SecretAccessKey`, `esProxySigV4SessionToken` | static keys | – |
+//! | `esProxySigV4MaxBody` | largest body held whole to be hashed and signed (413 above) | 16M |
 //!
 //! Upstream credential precedence: `elasticsearchAPIKey` > `elasticsearchBasicAuth` > the URL's
 //! own `user:pass@`.
@@ -55,13 +61,17 @@
 //! # Other sections
 //! - `[esproxy-sensors]`: `NODE=pass:SECRET;ip:IP,IP,…` (see [`crate::auth::Sensor::parse`]).
 //! - `[tee]`: `elasticsearch` (enables the tee), `elasticsearchAPIKey`, `elasticsearchBasicAuth`,
-//!   `caTrustFile`, `esClientCert`, `esClientKey`, `esClientKeyPass`, `insecure` — read from
-//!   `[tee]` only.
+//!   `caTrustFile`, `esClientCert`, `esClientKey`, `esClientKeyPass`, `insecure`, and the SigV4
+//!   keys `esProxySigV4`, `esProxySigV4Region`, `esProxySigV4Service`,
+//!   `esProxySigV4CredentialUrl`, `esProxySigV4CredentialCert`, `esProxySigV4CredentialKey`,
+//!   `esProxySigV4RoleArn`, `esProxySigV4AccessKeyId`, `esProxySigV4SecretAccessKey`,
+//!   `esProxySigV4SessionToken` (see config/sigv4.rs) — read from `[tee]` only.
 //! - `[xff]`: `enabled` (default `false`), `remoteIpHeader` (default `X-Forwarded-For`),
 //!   `internalProxies`, `trustedProxies` (see [`crate::client_ip`]).
 
 pub mod ini;
 mod lint;
+mod sigv4;
 mod value;
 
 use std::collections::HashMap;
@@ -76,6 +86,7 @@ use crate::client_ip::{ProxySet, XffConfig};
 use crate::policy::{Limits, Policy, Prefix};
 
 use ini::{RawEntry, RawIni};
+pub use sigv4::{CredentialSource, SigV4, DEFAULT_MAX_SIGNED_BODY};
 
 /// Bounds for the size keys: (min, max). Beyond them a value is a mistake, not a tuning choice.
 const MAX_LINE: (u64, u64) = (1 << 10, 8 << 20);
@@ -214,6 +225,9 @@ pub struct Upstream {
     pub tls: UpstreamTls,
     /// Health checks.
     pub health: HealthCheck,
+    /// `esProxySigV4=true`: every request to this cluster is signed (and `authorization` is
+    /// not sent).
+    pub sigv4: Option<SigV4>,
 }
 
 impl Upstream {
@@ -238,6 +252,7 @@ impl fmt::Debug for Upstream {
             )
             .field("tls", &self.tls)
             .field("health", &self.health)
+            .field("sigv4", &self.sigv4)
             .finish()
     }
 }
@@ -796,6 +811,18 @@ impl<'a> Builder<'a> {
             }
         }
 
+        let sigv4 = self.sigv4(sections)?;
+        if sigv4.is_some() && authorization.is_some() {
+            if let Some(f) = self
+                .find_in(sections, "elasticsearchAPIKey")
+                .or_else(|| self.find_in(sections, "elasticsearchBasicAuth"))
+            {
+                self.warn(
+                    &f,
+                    "not sent: esProxySigV4 signs every request to this cluster",
+                );
+            }
+        }
         let health = self.health()?;
         Ok(Some(Upstream {
             urls,
@@ -808,6 +835,7 @@ impl<'a> Builder<'a> {
                 insecure,
             },
             health,
+            sigv4,
         }))
     }
 
@@ -1394,12 +1422,78 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
     }
 
     #[test]
-    fn sigv4_settings_are_reported_as_unsupported() {
-        let (_, w) = ok(&format!("{ES}esProxySigV4=true\n"));
-        assert!(
-            w.iter().any(|w| w.message().contains("does not support")),
-            "{w:?}"
+    fn sigv4_source_follows_esproxy_js_order_url_role_static_default() {
+        let base = format!("{ES}esProxySigV4=true\nesProxySigV4Region=eu-west-1\n");
+        let (c, w) = ok(&format!(
+            "{base}esProxySigV4CredentialUrl=https://127.0.0.1:9/k\nesProxySigV4RoleArn=arn:aws:iam::1:role/r\n"
+        ));
+        let s = c.upstream.sigv4.unwrap();
+        assert_eq!((s.region.as_str(), s.service.as_str()), ("eu-west-1", "es"));
+        assert_eq!(s.max_body, DEFAULT_MAX_SIGNED_BODY);
+        assert!(matches!(
+            s.source,
+            CredentialSource::Url { cert_key: None, .. }
+        ));
+        assert!(!w.iter().any(|w| w.key().is_some()), "{w:?}");
+        let (c, _) = ok(&format!(
+            "{base}esProxySigV4RoleArn=arn:aws:iam::1:role/r\nesProxySigV4AccessKeyId=A\nesProxySigV4SecretAccessKey=S\n"
+        ));
+        assert!(matches!(
+            c.upstream.sigv4.unwrap().source,
+            CredentialSource::AssumeRole { .. }
+        ));
+        let (c, _) = ok(&format!(
+            "{base}esProxySigV4AccessKeyId=A\nesProxySigV4SecretAccessKey=S\nesProxySigV4SessionToken=T\nesProxySigV4Service=aoss\n"
+        ));
+        let s = c.upstream.sigv4.unwrap();
+        assert_eq!(s.service, "aoss");
+        assert_eq!(
+            s.source,
+            CredentialSource::Static {
+                access_key_id: "A".into(),
+                secret_access_key: "S".into(),
+                session_token: Some("T".into())
+            }
         );
+        let (c, _) = ok(&base);
+        assert_eq!(
+            c.upstream.sigv4.unwrap().source,
+            CredentialSource::DefaultChain
+        );
+        let (c, _) = ok(&format!("{ES}esProxySigV4=false\n"));
+        assert!(c.upstream.sigv4.is_none());
+    }
+
+    #[test]
+    fn sigv4_mistakes_are_config_errors_that_never_show_the_secret() {
+        let base = format!("{ES}esProxySigV4=true\nesProxySigV4Region=eu-west-1\n");
+        let e = err(&format!("{base}esProxySigV4SecretAccessKey=hunter2\n"));
+        assert!(e.contains("esProxySigV4AccessKeyId must be set too"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = err(&format!(
+            "{base}esProxySigV4CredentialUrl=http://127.0.0.1/k\n"
+        ));
+        assert!(e.contains("https://"), "{e}");
+        let e = err(&format!("{base}esProxySigV4RoleArn=admin\n"));
+        assert!(e.contains("role ARN"), "{e}");
+        let e = err(&format!("{base}esProxySigV4MaxBody=1K\n"));
+        assert!(e.contains("esProxySigV4MaxBody"), "{e}");
+    }
+
+    #[test]
+    fn sigv4_replaces_our_credentials_with_a_warning_and_the_tee_has_its_own() {
+        let (c, w) = ok(&format!(
+            "{ES}elasticsearchAPIKey=k\nesProxySigV4=true\nesProxySigV4Region=eu-west-1\n\
+             [tee]\nelasticsearch=http://127.0.0.2:9200\nesProxySigV4=true\n\
+             esProxySigV4Region=us-east-2\nesProxySigV4Service=aoss\n"
+        ));
+        assert!(w.iter().any(|w| w.message().contains("not sent")), "{w:?}");
+        let tee = c.tee.unwrap().sigv4.unwrap();
+        assert_eq!(
+            (tee.region.as_str(), tee.service.as_str()),
+            ("us-east-2", "aoss")
+        );
+        assert_eq!(c.upstream.sigv4.unwrap().region, "eu-west-1");
     }
 
     #[test]

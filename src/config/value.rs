@@ -80,7 +80,7 @@ fn in_range(n: u64, min: u64, max: u64) -> Result<u64, String> {
 /// `1048576` → `1048576 (1M)` for messages about sizes.
 pub fn human(n: u64) -> String {
     for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{n} ({}{unit})", n >> shift);
         }
     }

@@ -8,12 +8,12 @@
 use crate::fleet_ini;
 use crate::harness::{basic, gzip, session_doc, Osmem, Proxy};
 
-struct Recorded {
-    section: char,
-    method: String,
-    target: String,
-    gzip: bool,
-    body: Vec<u8>,
+pub(crate) struct Recorded {
+    pub(crate) section: char,
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) gzip: bool,
+    pub(crate) body: Vec<u8>,
 }
 
 fn unescape_newlines(s: &str) -> String {
@@ -54,7 +54,7 @@ fn rebuild_bulk(decoded_prefix: &str, size: usize) -> String {
     }
 }
 
-fn parse_trace() -> Vec<Recorded> {
+pub(crate) fn parse_trace() -> Vec<Recorded> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/capture-trace.txt"

@@ -14,6 +14,7 @@ mod ops;
 mod pool;
 mod session_ids;
 mod siege;
+mod sigv4;
 mod strict;
 mod tee;
 mod tls;

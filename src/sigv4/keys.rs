@@ -1,6 +1,7 @@
 //! The signing keys of one cluster: a cache the request path reads without waiting, and a
 //! background service that fetches them and refreshes them at 75 % of their lifetime (as
-//! esProxy.js does). A failed refresh keeps the cached keys until they expire; it is logged and
+//! esProxy.js does; keys too short-lived for that, before [`EXPIRY_MARGIN`] retires them).
+//! A failed refresh keeps the cached keys until they expire; it is logged and
 //! counted ([`KeyStats`], exported as metrics), and retried with backoff.
 
 use super::source::Source;
@@ -107,7 +108,10 @@ impl Keys {
                         .map_or(0, |d| d.as_secs()),
                     Ordering::Relaxed,
                 );
-                ttl.mul_f64(REFRESH_AT).max(Duration::from_secs(1))
+                // Short-lived keys: refresh before they stop being used, not after.
+                ttl.mul_f64(REFRESH_AT)
+                    .min(ttl.saturating_sub(EXPIRY_MARGIN + Duration::from_secs(1)))
+                    .max(Duration::from_secs(1))
             }
             None => NO_EXPIRY_RECHECK,
         };
@@ -226,6 +230,9 @@ mod tests {
         let k = keys();
         let next = k.store(creds(Some(SystemTime::now() + Duration::from_secs(400))));
         assert!((295..=300).contains(&next.as_secs()), "{next:?}");
+        // Short-lived keys are refreshed before the margin makes them unusable.
+        let next = k.store(creds(Some(SystemTime::now() + Duration::from_secs(12))));
+        assert!((5..=6).contains(&next.as_secs()), "{next:?}");
         assert_eq!(k.store(creds(None)), NO_EXPIRY_RECHECK);
     }
 
@@ -237,6 +244,26 @@ mod tests {
         let e = k.get().await.unwrap_err();
         assert!(matches!(e, SigV4Error::NoKeys("es")));
         assert_eq!(k.stats.unsigned.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_keeps_the_cached_keys_counts_and_backs_off() {
+        use aws_credential_types::provider::error::CredentialsError;
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        let k = keys();
+        k.store(creds(Some(SystemTime::now() + Duration::from_secs(600))));
+        let failing = SharedCredentialsProvider::new(
+            aws_credential_types::credential_fn::provide_credentials_fn(|| async {
+                Err(CredentialsError::not_loaded("STS is down"))
+            }),
+        );
+        let r = Refresher::new(k.clone());
+        let mut backoff = FIRST_BACKOFF;
+        let wait = r.once(&Source::Aws(failing), &mut backoff).await;
+        assert_eq!(wait, FIRST_BACKOFF);
+        assert_eq!(backoff, FIRST_BACKOFF * 2);
+        assert_eq!(k.stats.refresh_failures.load(Ordering::Relaxed), 1);
+        assert_eq!(k.get().await.unwrap().access_key_id(), "AKID");
     }
 
     #[tokio::test]

@@ -18,7 +18,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Lifetime of the temporary keys the stand-ins hand out (esproxy refreshes at 6 s).
+/// Lifetime of the temporary keys the stand-ins hand out (esproxy refreshes them after 6 s and
+/// stops using them after 7 s).
 const TTL: u64 = 12;
 /// How long the request mix is spread over: more than one key lifetime.
 const SPREAD: Duration = Duration::from_secs(16);

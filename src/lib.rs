@@ -27,7 +27,8 @@
 //! `config` is the only module that reads files; `reject` is the only place a refusal or a
 //! proxying failure becomes a status code and body; `json` owns strict JSON reading (the
 //! reference parser, the one-pass scanner and the action-line fast path, held to one definition
-//! of strict); `logline` is the one place attacker-controlled text is escaped for a log line.
+//! of strict); `logline` is the one place attacker-controlled text is escaped for a log line;
+//! `respond` writes the answers the proxy makes itself (refusals, our 502, a replay's answer).
 //! Around the data path: `metrics` records what happened (never decides), `reload` swaps the
 //! per-request settings on SIGHUP and ends the process after a graceful-shutdown drain.
 #![forbid(unsafe_code)]
@@ -51,6 +52,7 @@ pub mod proxy_protocol;
 pub mod reject;
 pub mod reload;
 pub mod replay;
+pub mod respond;
 pub mod retry;
 pub mod sigv4;
 pub mod tee;

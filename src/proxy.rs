@@ -36,8 +36,9 @@ use crate::framing::{self, BodyHead};
 use crate::logline::escape;
 use crate::metrics;
 use crate::policy::Policy;
-use crate::reject::{Failure, Reject, BAD_GATEWAY_BODY};
+use crate::reject::{Failure, Reject};
 use crate::replay::{self, Replayer};
+use crate::respond;
 use crate::retry;
 use crate::tee::Tee;
 use crate::upstream::Pool;
@@ -226,7 +227,7 @@ impl EsProxy {
             let eos = chunk.is_none() || session.is_body_done();
             if let Err(r) = ctx.body.feed(ctx.sensor.as_deref(), chunk, eos) {
                 self.log_denial(session, ctx, &r);
-                let code = self.respond_reject(session, &r).await.unwrap_or(0);
+                let code = respond::refusal(session, &r).await.unwrap_or(0);
                 ctx.reject = Some(r);
                 return Some(code);
             }
@@ -234,7 +235,7 @@ impl EsProxy {
         let (head, held) = ctx.body.replayable()?;
         let answer = self.replayer.run(head, held, ctx.peer, deadline).await?;
         ctx.body.mark_replayed();
-        Some(respond_answer(session, answer).await)
+        Some(respond::replayed(session, answer).await)
     }
 
     /// A request to a SigV4 cluster: its body is read, validated and held whole (bounded by
@@ -330,24 +331,6 @@ impl EsProxy {
         );
     }
 
-    /// Writes the refusal response (never carrying Elasticsearch's headers).
-    async fn respond_reject(&self, session: &mut Session, r: &Reject) -> Result<u16> {
-        let resp = r.response();
-        let mut h = ResponseHeader::build(resp.status, Some(4))?;
-        if resp.www_authenticate {
-            h.insert_header("WWW-Authenticate", "Basic")?;
-        }
-        h.insert_header("Content-Type", "text/plain; charset=utf-8")?;
-        h.insert_header("Content-Length", resp.body.len().to_string())?;
-        // Never drain a possibly huge refused body to reuse the connection: close it.
-        session.set_keepalive(None);
-        session.write_response_header(Box::new(h), false).await?;
-        session
-            .write_response_body(Some(Bytes::from_static(resp.body)), true)
-            .await?;
-        Ok(resp.status)
-    }
-
     /// Answers a failure that is not one of our refusals.
     async fn respond_failure(&self, session: &mut Session, e: &Error, ctx: &Ctx) -> u16 {
         let failure = Failure::of(e);
@@ -365,11 +348,11 @@ impl EsProxy {
                     escape(session.req_header().raw_path()),
                     e
                 );
-                return respond_502(session).await;
+                return respond::bad_gateway(session).await;
             }
             Failure::NoPeer => {
                 warn!("no Elasticsearch peer reachable: {e}");
-                return respond_502(session).await;
+                return respond::bad_gateway(session).await;
             }
             Failure::ClientGone => {}
         }
@@ -426,7 +409,7 @@ impl ProxyHttp for EsProxy {
             }
             Err(r) => {
                 self.log_denial(session, ctx, &r);
-                self.respond_reject(session, &r).await?;
+                respond::refusal(session, &r).await?;
                 ctx.reject = Some(r);
                 Ok(true)
             }
@@ -572,7 +555,7 @@ impl ProxyHttp for EsProxy {
         } else if session.response_written().is_some() {
             0
         } else if let Some(r) = ctx.reject.clone() {
-            self.respond_reject(session, &r).await.unwrap_or(0)
+            respond::refusal(session, &r).await.unwrap_or(0)
         } else {
             self.respond_failure(session, e, ctx).await
         };
@@ -614,47 +597,6 @@ impl ProxyHttp for EsProxy {
             ctx.route.as_ref().map_or("-", |r| r.class.label()),
             e.map_or(String::new(), |e| format!(" error={:?}", e.etype())),
         );
-    }
-}
-
-/// Relays ES's answer to a replayed bulk (buffered whole, so framed by length).
-async fn respond_answer(session: &mut Session, a: replay::Answer) -> u16 {
-    let status = a.header.status.as_u16();
-    let write = async {
-        let mut h = a.header;
-        for name in [
-            http::header::TRANSFER_ENCODING,
-            http::header::CONNECTION,
-            http::header::CONTENT_LENGTH,
-        ] {
-            h.remove_header(&name);
-        }
-        h.remove_header("Keep-Alive");
-        h.insert_header(http::header::CONTENT_LENGTH, a.body.len().to_string())?;
-        session.set_keepalive(None);
-        session.write_response_header(Box::new(h), false).await?;
-        session.write_response_body(Some(a.body), true).await
-    };
-    match write.await {
-        Ok(()) => status,
-        Err(_) => 0,
-    }
-}
-
-async fn respond_502(session: &mut Session) -> u16 {
-    let write = async {
-        let mut h = ResponseHeader::build(502, Some(3))?;
-        h.insert_header("Content-Type", "application/json")?;
-        h.insert_header("Content-Length", BAD_GATEWAY_BODY.len().to_string())?;
-        session.set_keepalive(None);
-        session.write_response_header(Box::new(h), false).await?;
-        session
-            .write_response_body(Some(Bytes::from_static(BAD_GATEWAY_BODY)), true)
-            .await
-    };
-    match write.await {
-        Ok(()) => 502,
-        Err(_) => 0,
     }
 }
 

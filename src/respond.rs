@@ -1,0 +1,71 @@
+//! Writing the answers the proxy makes itself, rather than relaying Elasticsearch's: a refusal,
+//! our 502, and ES's answer to a replayed bulk. Framing and headers only: which status and body
+//! a refusal or failure gets is `reject`'s decision. Every such answer closes the connection
+//! (a possibly large unread body is never drained).
+
+use crate::reject::{Reject, BAD_GATEWAY_BODY};
+use crate::replay;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+/// Writes the refusal response (never carrying Elasticsearch's headers).
+pub async fn refusal(session: &mut Session, r: &Reject) -> Result<u16> {
+    let resp = r.response();
+    let mut h = ResponseHeader::build(resp.status, Some(4))?;
+    if resp.www_authenticate {
+        h.insert_header("WWW-Authenticate", "Basic")?;
+    }
+    h.insert_header("Content-Type", "text/plain; charset=utf-8")?;
+    h.insert_header("Content-Length", resp.body.len().to_string())?;
+    // Never drain a possibly huge refused body to reuse the connection: close it.
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(h), false).await?;
+    session
+        .write_response_body(Some(Bytes::from_static(resp.body)), true)
+        .await?;
+    Ok(resp.status)
+}
+
+/// Relays ES's answer to a replayed bulk (buffered whole, so framed by length).
+pub async fn replayed(session: &mut Session, a: replay::Answer) -> u16 {
+    let status = a.header.status.as_u16();
+    let write = async {
+        let mut h = a.header;
+        for name in [
+            http::header::TRANSFER_ENCODING,
+            http::header::CONNECTION,
+            http::header::CONTENT_LENGTH,
+        ] {
+            h.remove_header(&name);
+        }
+        h.remove_header("Keep-Alive");
+        h.insert_header(http::header::CONTENT_LENGTH, a.body.len().to_string())?;
+        session.set_keepalive(None);
+        session.write_response_header(Box::new(h), false).await?;
+        session.write_response_body(Some(a.body), true).await
+    };
+    match write.await {
+        Ok(()) => status,
+        Err(_) => 0,
+    }
+}
+
+/// Writes our 502 (no Elasticsearch node answered); the status written, or 0.
+pub async fn bad_gateway(session: &mut Session) -> u16 {
+    let write = async {
+        let mut h = ResponseHeader::build(502, Some(3))?;
+        h.insert_header("Content-Type", "application/json")?;
+        h.insert_header("Content-Length", BAD_GATEWAY_BODY.len().to_string())?;
+        session.set_keepalive(None);
+        session.write_response_header(Box::new(h), false).await?;
+        session
+            .write_response_body(Some(Bytes::from_static(BAD_GATEWAY_BODY)), true)
+            .await
+    };
+    match write.await {
+        Ok(()) => 502,
+        Err(_) => 0,
+    }
+}

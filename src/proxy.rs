@@ -295,14 +295,14 @@ impl EsProxy {
         if let Some(r) = refused {
             ctx.body.refused();
             self.log_denial(session, ctx, &r);
-            self.respond_reject(session, &r).await?;
+            respond::refusal(session, &r).await?;
             ctx.reject = Some(r);
             return Ok(true);
         }
         held.finish();
         match self.replayer.send_signed(&up, &held, deadline).await {
             Some(a) => {
-                respond_answer(session, a).await;
+                respond::replayed(session, a).await;
             }
             None => {
                 warn!(
@@ -310,7 +310,7 @@ impl EsProxy {
                     escape(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
                     escape(session.req_header().raw_path()),
                 );
-                respond_502(session).await;
+                respond::bad_gateway(session).await;
             }
         }
         Ok(true)

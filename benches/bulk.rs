@@ -1,5 +1,7 @@
 //! Throughput of the streaming bulk validator (issue #7), in bytes of NDJSON validated per
-//! second: capture-like ~1 MB bulks (plain and gzip, strict and lax) and the scanner's worst
+//! second: capture-like ~1 MB bulks (plain and gzip, strict and lax; `capture_1MB` with short
+//! sessions, ~225k JSON tokens per MB, `capture_dense_1MB` with long ones and `packetLen`,
+//! ~290k tokens per MB like real capture traffic) and the scanner's worst
 //! cases (long escaped strings, deep nesting, many tiny documents), each fed in 64 KiB chunks
 //! as Pingora hands them to `request_body_filter`. `inflate` is raw zlib-ng inflate of the same
 //! gzip bytes: the physical limit of any proxy that must look at gzip bodies.
@@ -76,12 +78,21 @@ fn lax() -> Policy {
 }
 
 fn bench_capture(c: &mut Criterion) {
+    let typical = bulkgen::capture_bulk_shaped(NODE, BULK, 1, bulkgen::TYPICAL);
+    bench_capture_shape(c, "capture_1MB", typical);
+    let dense = bulkgen::capture_bulk_shaped(NODE, BULK, 1, bulkgen::DENSE);
+    bench_capture_shape(c, "capture_dense_1MB", dense);
+}
+
+/// One group of capture-like bulks: `plain` strict and lax, its gzip strict (streamed and
+/// stored), and raw inflate of the same gzip bytes.
+fn bench_capture_shape(c: &mut Criterion, group: &str, plain: Vec<u8>) {
     let strict = Policy::default();
     let lax = lax();
-    let plain = Bytes::from(bulkgen::capture_bulk(NODE, BULK, 1));
+    let plain = Bytes::from(plain);
     let gz = Bytes::from(bulkgen::gzip(&plain));
     eprintln!(
-        "capture bulk: {} bytes plain, {} bytes gzip ({} docs)",
+        "{group}: {} bytes plain, {} bytes gzip ({} docs)",
         plain.len(),
         gz.len(),
         plain.iter().filter(|&&b| b == b'\n').count() / 2
@@ -95,7 +106,7 @@ fn bench_capture(c: &mut Criterion) {
     let stored = BulkValidator::new(&strict, NODE, BodyEncoding::Gzip).forward_original();
     assert_eq!(feed_chunks(stored, &gz), gz.len());
 
-    let mut g = c.benchmark_group("capture_1MB");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(plain.len() as u64));
     g.bench_function("plain_strict", |b| {
         b.iter(|| validate(&strict, BodyEncoding::Identity, black_box(&plain)))

@@ -1,4 +1,4 @@
-//! `gen_bulk --node NODE --bytes N [--seed S] [--kind capture|escaped|deep|small] [--gzip] --out FILE`:
+//! `gen_bulk --node NODE --bytes N [--seed S] [--kind capture|dense|escaped|deep|small] [--gzip] --out FILE`:
 //! writes one capture-like `_bulk` body (the same generator as `benches/bulk.rs`) for the load
 //! tests in `loadtest/`, so wrk, k6 and the benches all send the same shape of bytes.
 
@@ -21,7 +21,7 @@ struct Cli {
     /// PRNG seed (same seed, same bytes).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// capture (default), escaped, deep or small.
+    /// capture (default), dense (long sessions with packetLen), escaped, deep or small.
     #[arg(long, default_value = "capture")]
     kind: String,
     /// Write the gzip (level 6) of the body instead.
@@ -36,11 +36,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let body = match cli.kind.as_str() {
         "capture" => bulkgen::capture_bulk(&cli.node, cli.bytes, cli.seed),
+        "dense" => bulkgen::capture_bulk_shaped(&cli.node, cli.bytes, cli.seed, bulkgen::DENSE),
         "escaped" => bulkgen::escaped_strings_bulk(&cli.node, cli.bytes, cli.seed),
         "deep" => bulkgen::deep_nesting_bulk(&cli.node, cli.bytes, 60, cli.seed),
         "small" => bulkgen::small_docs_bulk(&cli.node, cli.bytes, cli.seed),
         other => {
-            eprintln!("gen_bulk: --kind {other}: want capture, escaped, deep or small");
+            eprintln!("gen_bulk: --kind {other}: want capture, dense, escaped, deep or small");
             return ExitCode::from(2);
         }
     };

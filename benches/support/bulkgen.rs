@@ -99,8 +99,42 @@ pub fn action_line(out: &mut String, prefix: &str, rng: &mut Rng) {
     out.push_str("\"}}\n");
 }
 
+/// How many packets a generated session carries, which sets its density of small numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Extra gap-encoded `packetPos` entries: `min + below(spread)`.
+    pub positions: (u64, u64),
+    /// Whether `packetLen` is written (capture's `enablePacketLen`): one length per position.
+    pub packet_len: bool,
+    /// Gaps as long sessions have them (many 0 = same gap again, mostly short); otherwise
+    /// uniform below 20,000.
+    pub short_gaps: bool,
+}
+
+/// Short sessions (3–14 positions, no `packetLen`): ~225,000 JSON tokens per MB of documents
+/// (tokens counted as simdjson indexes them: each of `{}[]:,` and each key or value).
+pub const TYPICAL: Shape = Shape {
+    positions: (2, 12),
+    packet_len: false,
+    short_gaps: false,
+};
+
+/// Longer sessions with `packetLen` (45–108 positions; arkime-traffic.md §4: `packetPos` and
+/// `packetLen` are arrays of small numbers): ~290,000 JSON tokens per MB of documents, the
+/// density of real capture bulks.
+pub const DENSE: Shape = Shape {
+    positions: (44, 64),
+    packet_len: true,
+    short_gaps: true,
+};
+
 /// One capture-shaped session document (1.5–2.5 KB, compact JSON, no newline).
 pub fn session_doc(out: &mut String, node: &str, rng: &mut Rng) {
+    session_doc_shaped(out, node, rng, TYPICAL)
+}
+
+/// [`session_doc`] with a given number of packets.
+pub fn session_doc_shaped(out: &mut String, node: &str, rng: &mut Rng, shape: Shape) {
     let first = 1_787_140_352_477u64 + rng.below(86_400_000);
     let len = rng.below(60_000);
     let last = first + len;
@@ -175,8 +209,30 @@ pub fn session_doc(out: &mut String, node: &str, rng: &mut Rng) {
         file = file,
         pos = rng.below(40_000_000_000),
     );
-    for _ in 0..(2 + rng.below(12)) {
-        let _ = write!(out, ",{}", rng.below(20_000));
+    let positions = 1 + shape.positions.0 + rng.below(shape.positions.1);
+    for _ in 1..positions {
+        // Gap-encoded: 0 repeats the previous gap, most gaps are a few hundred bytes.
+        let gap = if !shape.short_gaps {
+            rng.below(20_000)
+        } else {
+            match rng.below(4) {
+                0 => 0,
+                1 | 2 => rng.below(2_000),
+                _ => rng.below(20_000),
+            }
+        };
+        let _ = write!(out, ",{gap}");
+    }
+    if shape.packet_len {
+        out.push_str("],\"packetLen\":[");
+        for i in 0..positions {
+            let len = match rng.below(3) {
+                0 => 66,
+                1 => 54 + rng.below(100),
+                _ => 54 + rng.below(1_460),
+            };
+            let _ = write!(out, "{}{len}", if i > 0 { "," } else { "" });
+        }
     }
     let _ = write!(
         out,
@@ -233,11 +289,16 @@ pub fn session_doc(out: &mut String, node: &str, rng: &mut Rng) {
 /// A capture-like plain bulk of about `target` bytes for `node` (pairs of action and session
 /// document lines, each line ending in `\n`).
 pub fn capture_bulk(node: &str, target: usize, seed: u64) -> Vec<u8> {
+    capture_bulk_shaped(node, target, seed, TYPICAL)
+}
+
+/// [`capture_bulk`] with sessions of the given [`Shape`].
+pub fn capture_bulk_shaped(node: &str, target: usize, seed: u64, shape: Shape) -> Vec<u8> {
     let mut rng = Rng::new(seed);
     let mut out = String::with_capacity(target + 4096);
     while out.len() < target {
         action_line(&mut out, "arkime_", &mut rng);
-        session_doc(&mut out, node, &mut rng);
+        session_doc_shaped(&mut out, node, &mut rng, shape);
         out.push('\n');
     }
     out.into_bytes()

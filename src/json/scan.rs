@@ -203,7 +203,9 @@ impl Scanner {
                     }
                     let is_object = c == b'{';
                     let kind = if is_object { Kind::Object } else { Kind::Array };
-                    note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
+                    if capture || self.frames.is_empty() {
+                        note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
+                    }
                     self.frames.push(Frame {
                         is_object,
                         suspect: false,
@@ -228,24 +230,28 @@ impl Scanner {
                         raw: &s[i + 1..end],
                         escaped,
                     };
-                    note(
-                        &mut sum,
-                        &mut capture,
-                        self.frames.is_empty(),
-                        Kind::String,
-                        Some(raw),
-                    );
+                    if capture || self.frames.is_empty() {
+                        note(
+                            &mut sum,
+                            &mut capture,
+                            self.frames.is_empty(),
+                            Kind::String,
+                            Some(raw),
+                        );
+                    }
                     i = end + 1;
                 }
                 b'-' | b'0'..=b'9' => {
                     i = number(s, i)?;
-                    note(
-                        &mut sum,
-                        &mut capture,
-                        self.frames.is_empty(),
-                        Kind::Number,
-                        None,
-                    );
+                    if capture || self.frames.is_empty() {
+                        note(
+                            &mut sum,
+                            &mut capture,
+                            self.frames.is_empty(),
+                            Kind::Number,
+                            None,
+                        );
+                    }
                 }
                 b't' | b'f' | b'n' => {
                     let (word, kind): (&[u8], Kind) = match c {
@@ -257,7 +263,9 @@ impl Scanner {
                         return Err(ScanError::Syntax("bad literal", i));
                     }
                     i += word.len();
-                    note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
+                    if capture || self.frames.is_empty() {
+                        note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
+                    }
                 }
                 _ => return Err(ScanError::Syntax("expected a value", i)),
             }
@@ -399,7 +407,10 @@ impl Scanner {
 }
 
 /// Records the type (and raw text) of a value if it is the top-level value or the wanted one.
-#[inline]
+/// Called only when one of the two holds (twice per document), so it stays out of line and
+/// off the per-value path.
+#[cold]
+#[inline(never)]
 fn note<'a>(
     sum: &mut Summary<'a>,
     capture: &mut bool,
@@ -445,59 +456,14 @@ fn load4(s: &[u8], i: usize) -> u64 {
     u32::from_le_bytes(w) as u64
 }
 
-/// Bytes that end the fast path inside a string: `"`, `\` and raw control characters.
-static STOP: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        t[b] = true;
-        b += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// A mask whose lowest set bit (if any) marks the first byte of `w` (little-endian) that is
-/// `"`, `\` or below 0x20. Bits above the first true hit may be spurious (borrow propagation),
-/// which is why only `trailing_zeros` of the result is ever used.
-#[inline]
-fn stop_mask(w: u64) -> u64 {
-    let q = w ^ (LO * b'"' as u64);
-    let b = w ^ (LO * b'\\' as u64);
-    let zero_q = q.wrapping_sub(LO) & !q;
-    let zero_b = b.wrapping_sub(LO) & !b;
-    let ctrl = w.wrapping_sub(LO * 0x20) & !w;
-    (zero_q | zero_b | ctrl) & HI
-}
-
 /// Skips a string body starting just after its opening quote. Returns the index of the closing
 /// quote and whether an escape was seen. Escapes are validated as serde_json does for strings it
 /// returns: known escapes only, `\u` with four hex digits, surrogates only as a lead+trail pair.
 #[inline(always)]
 fn skip_string(s: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
-    let n = s.len();
     let mut escaped = false;
     loop {
-        // Eight bytes at a time until something interesting.
-        let mut hit = false;
-        while i + 8 <= n {
-            let m = stop_mask(load8(s, i));
-            if m != 0 {
-                i += (m.trailing_zeros() / 8) as usize;
-                hit = true;
-                break;
-            }
-            i += 8;
-        }
-        if !hit {
-            while i < n && !STOP[s[i] as usize] {
-                i += 1;
-            }
-        }
+        i = crate::simd::string_stop(s, i);
         match s.get(i) {
             None => return Err(ScanError::Syntax("unterminated string", i)),
             Some(b'"') => return Ok((i, escaped)),
@@ -593,12 +559,7 @@ pub fn decode_into(raw: &[u8], out: &mut Vec<u8>) {
 /// ([eE] [+-]? [0-9]+)?`. Returns the index after it.
 #[inline(always)]
 fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
-    let digits = |mut i: usize| {
-        while let Some(b'0'..=b'9') = s.get(i) {
-            i += 1;
-        }
-        i
-    };
+    let digits = |i: usize| digits_end(s, i);
     let mut i = start;
     if s[i] == b'-' {
         i += 1;
@@ -652,6 +613,35 @@ fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
         return Err(ScanError::NumberOutOfRange(start));
     }
     Ok(i)
+}
+
+/// The index of the first byte at or after `i` that is not an ASCII digit (or `s.len()`).
+/// Eight bytes at a time: capture documents are full of 1–13 digit numbers, and a byte loop
+/// pays a mispredicted exit per number.
+#[inline(always)]
+fn digits_end(s: &[u8], mut i: usize) -> usize {
+    while i + 8 <= s.len() {
+        let m = non_digit_mask(load8(s, i));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(b'0'..=b'9') = s.get(i) {
+        i += 1;
+    }
+    i
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `w` that is not `0`–`9`, exactly (no carries cross bytes:
+/// `x & 0x7f` plus 0x76 stays below 0x100, and reaches 0x80 exactly when `x & 0x7f >= 10`).
+#[inline(always)]
+fn non_digit_mask(w: u64) -> u64 {
+    let x = w ^ (LO * b'0' as u64);
+    (((x & (LO * 0x7f)) + LO * 0x76) | x) & HI
 }
 
 /// A fast 32-bit hash of a key: FxHash-style mixing of 8-byte words, with short tails read as
@@ -1025,6 +1015,21 @@ mod tests {
         // State from a failed line must not leak into the next one.
         assert!(sc.scan(br#"{"a":1,"b":2}"#, 64, None).is_ok());
         assert!(sc.scan(br#"{"b":1}"#, 64, None).is_ok());
+    }
+
+    #[test]
+    fn digit_runs_end_at_the_first_non_digit_byte() {
+        for b in 0..=255u8 {
+            for at in 0..12 {
+                let mut s = vec![b'7'; 12];
+                s[at] = b;
+                let want = if b.is_ascii_digit() { 12 } else { at };
+                assert_eq!(digits_end(&s, 0), want, "byte {b:#x} at {at}");
+                assert_eq!(digits_end(&s, at), if b.is_ascii_digit() { 12 } else { at });
+            }
+        }
+        assert_eq!(digits_end(b"", 0), 0);
+        assert_eq!(digits_end(b"123", 3), 3);
     }
 
     #[test]

@@ -1,16 +1,25 @@
 //! Property: the one-pass document scanner and the serde_json-based strict reader
 //! (`json::parse_strict`) agree on every input — accept/reject, and on what they see at the top
-//! level (type, key count, `_` keys, the `node` value).
+//! level (type, key count, `_` keys, the `node` value). Also: the SIMD string search the scanner
+//! runs on (`simd::string_stop`) finds the same byte as the scalar loop from every offset.
 #![no_main]
 
 use esproxy::json::scan::{Kind, Scanner};
 use esproxy::json::parse_strict;
+use esproxy::simd::{string_stop, string_stop_scalar};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
 const DEPTH: usize = 16;
 
 fuzz_target!(|line: &[u8]| {
+    for from in 0..=line.len().min(64) {
+        assert_eq!(
+            string_stop(line, from),
+            string_stop_scalar(line, from),
+            "string search from {from}"
+        );
+    }
     let mut scanner = Scanner::new();
     let fast = scanner.scan(line, DEPTH, Some(b"node"));
     let reference = parse_strict(line, DEPTH);

@@ -160,6 +160,36 @@ impl BodyFlow {
         self.head.is_some() && replay::after_failure(self.backpressure, e)
     }
 
+    /// Whether this request, on `route` with `method`, may be sent again after its ES node went
+    /// silent (`replay::after_timeout`, given the held body and the validator's counts).
+    pub fn after_timeout(
+        &self,
+        method: &http::Method,
+        route: &crate::allowlist::Route,
+    ) -> replay::AfterTimeout {
+        replay::after_timeout(
+            method,
+            route,
+            self.held.as_ref(),
+            self.validator.as_deref().map(BulkValidator::stats),
+        )
+    }
+
+    /// [`BodyFlow::after_timeout`] for a body held elsewhere (a signed request's).
+    pub fn after_timeout_of(
+        &self,
+        method: &http::Method,
+        route: &crate::allowlist::Route,
+        held: &Held,
+    ) -> replay::AfterTimeout {
+        replay::after_timeout(
+            method,
+            route,
+            Some(held),
+            self.validator.as_deref().map(BulkValidator::stats),
+        )
+    }
+
     /// While a replay waits for the rest of the body: `Some(true)` when more of it must be
     /// read, `Some(false)` when all of it is held, `None` when it is not held (not replayable).
     pub fn awaits_more(&self) -> Option<bool> {

@@ -44,6 +44,7 @@ struct Metrics {
     bulk_docs: IntCounterVec,
     upstream_latency: HistogramVec,
     upstream_errors: IntCounterVec,
+    timeout_resends: IntCounterVec,
     upstream_healthy: IntGaugeVec,
     tee_healthy: IntGaugeVec,
     tee_mirrored: IntCounter,
@@ -155,8 +156,16 @@ impl Metrics {
             upstream_errors: counter_vec(
                 &r,
                 "esproxy_upstream_errors_total",
-                "Failed exchanges with an Elasticsearch peer, by kind (connect, proxy)",
+                "Failed exchanges with an Elasticsearch peer, by kind (connect, timeout = \
+                 silent for esProxyUpstreamTimeout, proxy = any other)",
                 &["peer", "kind"],
+            ),
+            timeout_resends: counter_vec(
+                &r,
+                "esproxy_upstream_timeout_resends_total",
+                "Requests sent again to another peer because one went silent: bulk = a held \
+                 bulk whose actions all name an _id, read = a GET or allowed search",
+                &["request"],
             ),
             upstream_healthy: register(
                 &r,
@@ -413,7 +422,13 @@ pub fn bulk_rejected(sensor: Option<&str>, stats: &BulkStats) {
         .inc_by(stats.docs + 1);
 }
 
-/// Records a failed exchange with `peer` (`Pool::name`); `kind` is `connect` or `proxy`.
+/// Counts a request sent again after a peer went silent; `request` is `bulk` or `read`.
+pub fn timeout_resend(request: &'static str) {
+    METRICS.timeout_resends.with_label_values(&[request]).inc();
+}
+
+/// Records a failed exchange with `peer` (`Pool::name`); `kind` is `connect`, `timeout` or
+/// `proxy`.
 pub fn upstream_error(peer: &str, kind: &'static str) {
     METRICS
         .upstream_errors

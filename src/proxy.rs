@@ -19,10 +19,12 @@
 //! upstream_response_filter latency metrics
 //! response_filter          BodyFlow::pushed_back: ES back-pressure on a held bulk fails the
 //!                          attempt so that fail_to_proxy replays it
-//! error_while_proxy        retry::after_proxy_error
+//! error_while_proxy        a silent peer (replay::is_timeout): Pool::mark_down and
+//!                          retry::after_timeout; else retry::after_proxy_error
 //! fail_to_proxy            an idle body (connection) becomes a refusal; then replay
-//!                          (BodyFlow + Replayer), else the refusal (reject), else the
-//!                          failure's status (reject::Failure)
+//!                          (BodyFlow + Replayer; after a timeout only what
+//!                          BodyFlow::after_timeout allows), else the refusal (reject), else
+//!                          the failure's status (reject::Failure)
 //! logging                  BodyFlow::finish (tee); metrics; the access line
 //! ```
 
@@ -37,7 +39,7 @@ use crate::logline::escape;
 use crate::metrics;
 use crate::policy::Policy;
 use crate::reject::{Failure, Reject};
-use crate::replay::{self, Replayer};
+use crate::replay::{self, AfterTimeout, Replayer};
 use crate::respond;
 use crate::retry;
 use crate::tee::Tee;
@@ -130,6 +132,8 @@ pub struct Ctx {
     conn: Option<Ticket>,
     /// A small body read whole for inspection, kept as received when the request is signed.
     small_body: Vec<Bytes>,
+    /// The peer of an attempt went silent (esProxyUpstreamTimeout).
+    timed_out: bool,
 }
 
 impl EsProxy {
@@ -232,8 +236,22 @@ impl EsProxy {
                 return Some(code);
             }
         }
+        if ctx.timed_out {
+            let route = ctx.route.as_ref()?;
+            let verdict = ctx.body.after_timeout(&session.req_header().method, route);
+            if verdict != AfterTimeout::Resend {
+                return None;
+            }
+            metrics::timeout_resend("bulk");
+        }
+        let resend_after_timeout = ctx.route.as_ref().is_some_and(|r| {
+            ctx.body.after_timeout(&session.req_header().method, r) == AfterTimeout::Resend
+        });
         let (head, held) = ctx.body.replayable()?;
-        let answer = self.replayer.run(head, held, ctx.peer, deadline).await?;
+        let answer = self
+            .replayer
+            .run(head, held, ctx.peer, deadline, resend_after_timeout)
+            .await?;
         ctx.body.mark_replayed();
         Some(respond::replayed(session, answer).await)
     }
@@ -300,7 +318,16 @@ impl EsProxy {
             return Ok(true);
         }
         held.finish();
-        match self.replayer.send_signed(&up, &held, deadline).await {
+        let resend_after_timeout = ctx.route.as_ref().is_some_and(|r| {
+            ctx.body
+                .after_timeout_of(&session.req_header().method, r, &held)
+                == AfterTimeout::Resend
+        });
+        match self
+            .replayer
+            .send_signed(&up, &held, deadline, resend_after_timeout)
+            .await
+        {
             Some(a) => {
                 respond::replayed(session, a).await;
             }
@@ -354,6 +381,23 @@ impl EsProxy {
                 warn!("no Elasticsearch peer reachable: {e}");
                 return respond::bad_gateway(session).await;
             }
+            Failure::UpstreamTimeout => {
+                // Counted and the node marked down when it happened; say why no re-send.
+                let why = match &ctx.route {
+                    Some(r) => match ctx.body.after_timeout(&session.req_header().method, r) {
+                        AfterTimeout::GatewayTimeout(why) => why,
+                        AfterTimeout::Resend => "no other node answered within the budget",
+                    },
+                    None => "no route",
+                };
+                warn!(
+                    "upstream timeout sensor={} path={}: 504, not sent again: {why}: {}",
+                    escape(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
+                    escape(session.req_header().raw_path()),
+                    e
+                );
+                return respond::gateway_timeout(session).await;
+            }
             Failure::ClientGone => {}
         }
         failure.status()
@@ -380,6 +424,7 @@ impl ProxyHttp for EsProxy {
             body: BodyFlow::default(),
             conn: None,
             small_body: Vec::new(),
+            timed_out: false,
         }
     }
 
@@ -438,7 +483,7 @@ impl ProxyHttp for EsProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(i) = ctx.peer.take() {
-            self.pool.mark_down(i);
+            self.pool.mark_down(i, "connect failed");
             metrics::upstream_error(self.pool.name(i), "connect");
             ctx.failed.push(i);
         }
@@ -493,6 +538,31 @@ impl ProxyHttp for EsProxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        if replay::is_timeout(&e) {
+            // The node went silent: out of the pool at once (a health check brings it back).
+            ctx.timed_out = true;
+            if let Some(i) = ctx.peer {
+                self.pool.mark_down(i, "went silent");
+                metrics::upstream_error(self.pool.name(i), "timeout");
+                ctx.failed.push(i);
+            }
+            let resend = ctx.reject.is_none()
+                && !ctx.body.is_bulk()
+                && session.response_written().is_none()
+                && ctx.route.as_ref().is_some_and(|r| {
+                    ctx.body.after_timeout(&session.req_header().method, r) == AfterTimeout::Resend
+                });
+            let attempt = retry::AfterTimeout {
+                resend,
+                body_truncated: session.as_ref().retry_buffer_truncated(),
+                peer_left: ctx.failed.len() < self.pool.len(),
+                budget_left: ctx.started.elapsed() < replay::BUDGET,
+            };
+            if retry::after_timeout(&mut e, &attempt) {
+                metrics::timeout_resend("read");
+            }
+            return e;
+        }
         let attempt = retry::Attempt {
             never: ctx.body.is_bulk() || ctx.reject.is_some(),
             body_truncated: session.as_ref().retry_buffer_truncated(),

@@ -161,6 +161,11 @@ impl Reject {
 pub const BAD_GATEWAY_BODY: &[u8] =
     br#"{"error":"esproxy: no Elasticsearch node could be reached"}"#;
 
+/// The body of our 504 when an Elasticsearch node went silent and the request could not be
+/// sent again.
+pub const GATEWAY_TIMEOUT_BODY: &[u8] =
+    br#"{"error":"esproxy: Elasticsearch did not answer in time; the request was not sent again"}"#;
+
 /// What the sensor gets when proxying failed for a reason other than one of our refusals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
@@ -170,6 +175,8 @@ pub enum Failure {
     UpstreamBroke,
     /// No ES peer could be reached: 502 with [`BAD_GATEWAY_BODY`].
     NoPeer,
+    /// The ES node went silent for `esProxyUpstreamTimeout`: 504 with [`GATEWAY_TIMEOUT_BODY`].
+    UpstreamTimeout,
     /// The sensor's connection is gone: nothing to answer.
     ClientGone,
 }
@@ -180,6 +187,9 @@ impl Failure {
         use pingora::{ErrorSource, ErrorType};
         match (e.etype(), e.esource()) {
             (ErrorType::HTTPStatus(c), _) => Failure::Status(*c),
+            (ErrorType::ReadTimedout | ErrorType::WriteTimedout, ErrorSource::Upstream) => {
+                Failure::UpstreamTimeout
+            }
             (_, ErrorSource::Upstream) => Failure::UpstreamBroke,
             (
                 ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed,
@@ -196,6 +206,7 @@ impl Failure {
         match self {
             Failure::Status(c) => *c,
             Failure::UpstreamBroke | Failure::NoPeer => 502,
+            Failure::UpstreamTimeout => 504,
             Failure::ClientGone => 0,
         }
     }
@@ -317,6 +328,18 @@ mod tests {
                 ErrorSource::Upstream,
                 Failure::UpstreamBroke,
                 502,
+            ),
+            (
+                ErrorType::ReadTimedout,
+                ErrorSource::Upstream,
+                Failure::UpstreamTimeout,
+                504,
+            ),
+            (
+                ErrorType::WriteTimedout,
+                ErrorSource::Upstream,
+                Failure::UpstreamTimeout,
+                504,
             ),
             (
                 ErrorType::ReadError,

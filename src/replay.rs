@@ -20,13 +20,24 @@
 //! A request to a SigV4 cluster is always sent this way ([`Replayer::send_signed`]): its whole
 //! validated body is held first, because the signature covers the body's hash.
 //!
+//! A node that goes silent (no byte for `esProxyUpstreamTimeout`: a long GC pause, a wedged
+//! JVM behind a live socket) is different: ES may be indexing the bulk right now. Re-sending
+//! is then safe only when a second copy cannot appear, so [`after_timeout`] decides: a held
+//! bulk whose every action names an `_id` is re-sent (indexing the same id twice leaves one
+//! document), as are requests that cannot change anything (GET/HEAD and the allowed
+//! searches). A bulk with an action without `_id` (capture's `autoGenerateId=true`) or one too
+//! large to hold gets a 504 instead: a re-send could double its documents.
+//!
 //! Never looks at the body's content and makes no policy decision.
 
+use crate::allowlist::{BodyRule, JsonRule, Route};
+use crate::bulk::BulkStats;
 use crate::upstream::Pool;
 use bytes::{Bytes, BytesMut};
 use log::{info, warn};
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::{Error, ErrorSource, ErrorType};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +58,60 @@ pub const MIN_LEFT: Duration = Duration::from_secs(5);
 pub const MAX_RESPONSE: usize = 32 << 20;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// Whether an upstream failure is our own timeout towards ES (`esProxyUpstreamTimeout`): ES sent
+/// or took no byte for that long.
+pub fn is_timeout(e: &Error) -> bool {
+    matches!(e.esource(), ErrorSource::Upstream)
+        && matches!(
+            e.etype(),
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout
+        )
+}
+
+/// What to do with a request whose ES node went silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterTimeout {
+    /// Send it again to another node (held bulk with ids, or a request that changes nothing).
+    Resend,
+    /// Answer 504: a re-send could apply it twice, or its body is not held. The reason is for
+    /// the log line.
+    GatewayTimeout(&'static str),
+}
+
+/// Decides [`AfterTimeout`] for a request on `route` with `method`. For a bulk, `held` is its
+/// held body and `stats` the validator's counts once the whole body was read.
+pub fn after_timeout(
+    method: &http::Method,
+    route: &Route,
+    held: Option<&Held>,
+    stats: Option<&BulkStats>,
+) -> AfterTimeout {
+    match &route.body {
+        BodyRule::Bulk => match (held, stats) {
+            (Some(h), Some(s)) if h.is_complete() => {
+                if s.actions_without_id == 0 {
+                    AfterTimeout::Resend
+                } else {
+                    AfterTimeout::GatewayTimeout(
+                        "a bulk action without _id: a re-send could index it twice",
+                    )
+                }
+            }
+            _ => AfterTimeout::GatewayTimeout("the bulk body is too large to hold for a re-send"),
+        },
+        _ if matches!(*method, http::Method::GET | http::Method::HEAD) => AfterTimeout::Resend,
+        BodyRule::Json(
+            JsonRule::FilesSearch
+            | JsonRule::SessionSearch { .. }
+            | JsonRule::StatsSearch
+            | JsonRule::FieldsSearch
+            | JsonRule::LookupsSearch
+            | JsonRule::UsersCount,
+        ) => AfterTimeout::Resend,
+        _ => AfterTimeout::GatewayTimeout("the request may change data: not sent twice"),
+    }
+}
 
 /// The global cap on held bytes; reservations never wait.
 #[derive(Debug)]
@@ -209,6 +274,8 @@ pub struct Answer {
 #[derive(Debug)]
 enum SendError {
     Connect(String),
+    /// The peer went silent for its read/write timeout.
+    Timeout(String),
     Exchange(String),
 }
 
@@ -244,27 +311,33 @@ impl Replayer {
 
     /// Sends `body` (complete) with `head` (the upstream request as first sent) until ES
     /// answers other than 429/503 or `deadline` passes. `avoid` is the peer that just failed.
-    /// Returns ES's last answer, or `None` when no answer came at all.
+    /// A peer that goes silent ends it unless `resend_after_timeout` ([`after_timeout`] allows
+    /// a second copy). Returns ES's last answer, or `None` when no answer came at all.
     pub async fn run(
         &self,
         head: &RequestHeader,
         body: &Held,
         avoid: Option<usize>,
         deadline: Instant,
+        resend_after_timeout: bool,
     ) -> Option<Answer> {
-        self.send_until(head, body, avoid, deadline, true).await
+        self.send_until(head, body, avoid, deadline, true, resend_after_timeout)
+            .await
     }
 
     /// Sends a request whose whole body is held (SigV4 signs the body's hash, so nothing is
     /// streamed), signed anew for each attempt, with the same failover and back-pressure
-    /// handling as a replay. Returns ES's last answer, or `None` when none came.
+    /// handling as a replay (`resend_after_timeout` as for [`Replayer::run`]). Returns ES's last
+    /// answer, or `None` when none came.
     pub async fn send_signed(
         &self,
         head: &RequestHeader,
         body: &Held,
         deadline: Instant,
+        resend_after_timeout: bool,
     ) -> Option<Answer> {
-        self.send_until(head, body, None, deadline, false).await
+        self.send_until(head, body, None, deadline, false, resend_after_timeout)
+            .await
     }
 
     async fn send_until(
@@ -274,6 +347,7 @@ impl Replayer {
         avoid: Option<usize>,
         deadline: Instant,
         replay: bool,
+        resend_after_timeout: bool,
     ) -> Option<Answer> {
         debug_assert!(body.is_complete());
         let mut exclude: Vec<usize> = avoid.into_iter().filter(|_| self.pool.len() > 1).collect();
@@ -325,8 +399,25 @@ impl Replayer {
                 }
                 Ok(Err(e)) => {
                     transport_failures += 1;
-                    if matches!(e, SendError::Connect(_)) {
-                        self.pool.mark_down(chosen.index);
+                    match e {
+                        SendError::Connect(_) => {
+                            self.pool.mark_down(chosen.index, "connect failed")
+                        }
+                        SendError::Timeout(_) => self.pool.mark_down(chosen.index, "went silent"),
+                        SendError::Exchange(_) => {}
+                    }
+                    // The silent node may still apply it: another copy only if that is safe.
+                    if matches!(e, SendError::Timeout(_)) && !resend_after_timeout {
+                        warn!(
+                            "{} to {} went silent; not sent again: {e}",
+                            if replay {
+                                "bulk replay"
+                            } else {
+                                "signed request"
+                            },
+                            self.pool.name(chosen.index)
+                        );
+                        break;
                     }
                     warn!(
                         "{} to {} failed: {e}",
@@ -379,7 +470,13 @@ impl Replayer {
             .get_http_session(&peer)
             .await
             .map_err(|e| SendError::Connect(e.to_string()))?;
-        let x = |e: Box<pingora::Error>| SendError::Exchange(e.to_string());
+        // The same bound on a silent node as the proxied attempt had.
+        s.set_read_timeout(peer.options.read_timeout);
+        s.set_write_timeout(peer.options.write_timeout);
+        let x = |e: Box<pingora::Error>| match e.etype() {
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout => SendError::Timeout(e.to_string()),
+            _ => SendError::Exchange(e.to_string()),
+        };
         let mut req = head.clone();
         self.pool.prepare_header(index, &mut req).map_err(x)?;
         req.remove_header(&http::header::TRANSFER_ENCODING);
@@ -433,6 +530,7 @@ impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SendError::Connect(e) => write!(f, "connect: {e}"),
+            SendError::Timeout(e) => write!(f, "timeout: {e}"),
             SendError::Exchange(e) => write!(f, "{e}"),
         }
     }
@@ -480,6 +578,85 @@ mod tests {
         h.reset();
         assert!(!h.is_complete() && h.is_holding() && h.is_empty());
         assert_eq!(budget.used(), 0);
+    }
+
+    fn route(class: crate::allowlist::RouteClass, body: BodyRule) -> Route {
+        Route {
+            class,
+            forward: "/".into(),
+            body,
+        }
+    }
+
+    #[test]
+    fn after_a_timeout_only_bulks_whose_actions_all_have_ids_are_sent_again() {
+        use crate::allowlist::RouteClass;
+        let bulk = route(RouteClass::Bulk, BodyRule::Bulk);
+        let budget = HoldBudget::new(100);
+        let mut held = Held::new(budget, 100);
+        held.push(&Bytes::from_static(b"{}\n{}\n"));
+        held.finish();
+        let post = http::Method::POST;
+        let with_ids = BulkStats {
+            actions: 2,
+            ..BulkStats::default()
+        };
+        let one_without = BulkStats {
+            actions_without_id: 1,
+            ..with_ids.clone()
+        };
+        assert_eq!(
+            after_timeout(&post, &bulk, Some(&held), Some(&with_ids)),
+            AfterTimeout::Resend
+        );
+        assert!(matches!(
+            after_timeout(&post, &bulk, Some(&held), Some(&one_without)),
+            AfterTimeout::GatewayTimeout(why) if why.contains("_id")
+        ));
+        // Not held whole (over a cap): nothing to send again.
+        held.give_up();
+        assert!(matches!(
+            after_timeout(&post, &bulk, Some(&held), Some(&with_ids)),
+            AfterTimeout::GatewayTimeout(_)
+        ));
+        assert!(matches!(
+            after_timeout(&post, &bulk, None, None),
+            AfterTimeout::GatewayTimeout(_)
+        ));
+    }
+
+    #[test]
+    fn after_a_timeout_reads_and_searches_are_sent_again_and_writes_are_not() {
+        use crate::allowlist::RouteClass;
+        let get = route(RouteClass::Health, BodyRule::Empty);
+        assert_eq!(
+            after_timeout(&http::Method::GET, &get, None, None),
+            AfterTimeout::Resend
+        );
+        let search = route(
+            RouteClass::Sessions,
+            BodyRule::Json(JsonRule::SessionSearch { single_index: true }),
+        );
+        assert_eq!(
+            after_timeout(&http::Method::POST, &search, None, None),
+            AfterTimeout::Resend
+        );
+        for rule in [
+            JsonRule::SessionUpdate,
+            JsonRule::NodeStatsDoc,
+            JsonRule::SequenceDoc,
+        ] {
+            let write = route(RouteClass::Sessions, BodyRule::Json(rule));
+            assert!(matches!(
+                after_timeout(&http::Method::POST, &write, None, None),
+                AfterTimeout::GatewayTimeout(_)
+            ));
+        }
+        let delete = route(RouteClass::Sessions, BodyRule::Empty);
+        assert!(matches!(
+            after_timeout(&http::Method::DELETE, &delete, None, None),
+            AfterTimeout::GatewayTimeout(_)
+        ));
     }
 
     #[test]

@@ -69,3 +69,23 @@ pub async fn bad_gateway(session: &mut Session) -> u16 {
         Err(_) => 0,
     }
 }
+
+/// Writes our 504 (an Elasticsearch node went silent and the request could not be sent again);
+/// the status written, or 0.
+pub async fn gateway_timeout(session: &mut Session) -> u16 {
+    let body = crate::reject::GATEWAY_TIMEOUT_BODY;
+    let write = async {
+        let mut h = ResponseHeader::build(504, Some(3))?;
+        h.insert_header("Content-Type", "application/json")?;
+        h.insert_header("Content-Length", body.len().to_string())?;
+        session.set_keepalive(None);
+        session.write_response_header(Box::new(h), false).await?;
+        session
+            .write_response_body(Some(Bytes::from_static(body)), true)
+            .await
+    };
+    match write.await {
+        Ok(()) => 504,
+        Err(_) => 0,
+    }
+}

@@ -5,6 +5,9 @@
 //! Pingora's retry buffer; any other failure may have reached ES, so a write is never re-sent.
 //! Bulks are never re-sent by Pingora (its retry buffer keeps only 64 KiB of raw body, and the
 //! validator would run twice): `replay` sends them again from the held body.
+//!
+//! A peer that went silent (`esProxyUpstreamTimeout`) may still be working on the request, so
+//! only what `replay::after_timeout` calls safe to send twice goes to another peer.
 
 use pingora::{Error, RetryType};
 
@@ -36,6 +39,26 @@ pub fn after_proxy_error(e: &mut Error, a: &Attempt) {
     } else if !a.idempotent {
         e.set_retry(false);
     }
+}
+
+/// What decides a retry after the peer went silent.
+pub struct AfterTimeout {
+    /// `replay::after_timeout` allows a second copy, and no answer has started.
+    pub resend: bool,
+    /// The body no longer fits Pingora's retry buffer.
+    pub body_truncated: bool,
+    /// A peer that has not failed this request is left.
+    pub peer_left: bool,
+    /// The replay budget is not spent.
+    pub budget_left: bool,
+}
+
+/// After the peer went silent: sets whether Pingora sends the request to another peer, and
+/// returns it.
+pub fn after_timeout(e: &mut Error, a: &AfterTimeout) -> bool {
+    let retry = a.resend && !a.body_truncated && a.peer_left && a.budget_left;
+    e.set_retry(retry);
+    retry
 }
 
 #[cfg(test)]
@@ -97,6 +120,39 @@ mod tests {
         let mut e = err(RetryType::Decided(true));
         after_proxy_error(&mut e, &attempt());
         assert!(e.retry(), "an idempotent read keeps Pingora's decision");
+    }
+
+    #[test]
+    fn a_silent_peer_s_read_goes_to_another_peer_only_when_all_of_it_allows() {
+        let ok = AfterTimeout {
+            resend: true,
+            body_truncated: false,
+            peer_left: true,
+            budget_left: true,
+        };
+        let mut e = err(RetryType::Decided(false));
+        assert!(after_timeout(&mut e, &ok) && e.retry());
+        for a in [
+            AfterTimeout {
+                resend: false,
+                ..ok
+            },
+            AfterTimeout {
+                body_truncated: true,
+                ..ok
+            },
+            AfterTimeout {
+                peer_left: false,
+                ..ok
+            },
+            AfterTimeout {
+                budget_left: false,
+                ..ok
+            },
+        ] {
+            let mut e = err(RetryType::Decided(true));
+            assert!(!after_timeout(&mut e, &a) && !e.retry());
+        }
     }
 
     #[test]

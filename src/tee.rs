@@ -227,7 +227,7 @@ impl Tee {
         let (mut s, _) = match self.connector.get_http_session(peer).await {
             Ok(s) => s,
             Err(err) => {
-                self.pool.mark_down(index);
+                self.pool.mark_down(index, "connect failed");
                 return Err(e("connect", err));
             }
         };
@@ -288,7 +288,7 @@ impl Tee {
             Err(err) => {
                 // Passive check, as for the primary: later mirrors are dropped at once until the
                 // tee's health check brings the peer back.
-                self.pool.mark_down(index);
+                self.pool.mark_down(index, "connect failed");
                 return Err(e("connect", err));
             }
         };

@@ -116,6 +116,10 @@ impl Pool {
             peer.options.connection_timeout = Some(Duration::from_secs(5));
             peer.options.total_connection_timeout = Some(Duration::from_secs(10));
             peer.options.idle_timeout = Some(Duration::from_secs(60));
+            // A node that goes silent (GC pause, wedged JVM) must not hold a request until the
+            // sensor gives up: Pingora applies these to every read and write of the exchange.
+            peer.options.read_timeout = Some(up.timeout);
+            peer.options.write_timeout = Some(up.timeout);
             if let Some(ca) = &ca {
                 peer.options.ca = Some(ca.clone());
             }
@@ -220,11 +224,12 @@ impl Pool {
         }
     }
 
-    /// Marks a peer down after a failed connect; the health check brings it back.
-    pub fn mark_down(&self, index: usize) {
+    /// Marks a peer down at once (a failed connect, or no byte for the upstream timeout);
+    /// only a passed health check brings it back. `why` is for the log line.
+    pub fn mark_down(&self, index: usize, why: &str) {
         if let Some(s) = self.slots.get(index) {
             if s.healthy.swap(false, Ordering::Relaxed) {
-                warn!("upstream {} marked down (connect failed)", s.name);
+                warn!("upstream {} marked down ({why})", s.name);
             }
         }
     }
@@ -533,6 +538,7 @@ mod tests {
                 path: "/".into(),
             },
             sigv4: None,
+            timeout: crate::config::DEFAULT_UPSTREAM_TIMEOUT,
         };
         let e = Pool::new(&up).err().expect("refused").to_string();
         assert!(e.contains("SNI"), "{e}");
@@ -564,17 +570,18 @@ mod tests {
                 path: "/".into(),
             },
             sigv4: None,
+            timeout: crate::config::DEFAULT_UPSTREAM_TIMEOUT,
         };
         let pool = Pool::new(&up).unwrap();
         let picks: Vec<usize> = (0..6).map(|_| pool.select(&[]).unwrap().index).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
-        pool.mark_down(1);
+        pool.mark_down(1, "test");
         let picks: Vec<usize> = (0..4).map(|_| pool.select(&[]).unwrap().index).collect();
         assert!(!picks.contains(&1), "{picks:?}");
         assert_ne!(pool.select(&[0]).unwrap().index, 0);
         // Every peer down: still try one rather than fail outright.
-        pool.mark_down(0);
-        pool.mark_down(2);
+        pool.mark_down(0, "test");
+        pool.mark_down(2, "test");
         assert!(pool.select(&[]).is_some());
         assert!(pool.select(&[0, 1, 2]).is_none());
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();

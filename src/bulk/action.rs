@@ -41,6 +41,8 @@ pub struct Action {
     pub op: Op,
     /// The index kind.
     pub target: Target,
+    /// The line names the document's `_id`: sending it twice cannot make a second document.
+    pub with_id: bool,
 }
 
 impl Action {
@@ -204,7 +206,11 @@ fn decide(
             }
         }
     }
-    Ok(Action { op, target })
+    Ok(Action {
+        op,
+        target,
+        with_id: id.is_some(),
+    })
 }
 
 /// At most 64 characters of an index name, for log reasons.
@@ -287,10 +293,20 @@ mod tests {
             a,
             Action {
                 op: Op::Index,
-                target: Target::Sessions
+                target: Target::Sessions,
+                with_id: true,
             }
         );
         assert!(a.has_source());
+    }
+
+    #[test]
+    fn an_action_without_id_is_marked_so() {
+        let a = lax_tests(r#"{"index":{"_index":"tests_sessions3-2024"}}"#).unwrap();
+        assert!(!a.with_id);
+        let a =
+            lax_tests(r#"{"create":{"_index":"tests_sessions3-2024","_id":"2024-a"}}"#).unwrap();
+        assert!(a.with_id);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct BulkStats {
     pub lines: u64,
     /// Action lines accepted.
     pub actions: u64,
+    /// Of those, lines without an `_id` (ES picks one: a re-send would index a second copy).
+    pub actions_without_id: u64,
     /// Source lines accepted.
     pub docs: u64,
     /// Body bytes received (as sent, compressed or not).
@@ -522,6 +524,7 @@ mod tests {
             &BulkStats {
                 lines: 3,
                 actions: 2,
+                actions_without_id: 0,
                 docs: 1,
                 bytes_in: gzipped.len() as u64,
                 bytes_out: out.len() as u64,

@@ -289,6 +289,7 @@ impl Lines {
                 let a = action::check(line, &self.names, self.strict, self.limits.max_depth)
                     .map_err(|r| self.bad(no, r))?;
                 self.stats.actions += 1;
+                self.stats.actions_without_id += u64::from(!a.with_id);
                 if a.has_source() {
                     let rule = match (a.target, a.op) {
                         (Target::Sessions, _) => DocRule::Session,

@@ -37,6 +37,7 @@ pub const NODE_KEYS: &[&str] = &[
     "esProxyHealthCheckInterval",
     "esProxyHealthCheckTimeout",
     "esProxyHealthCheckPath",
+    "esProxyUpstreamTimeout",
     "esProxyAccessLog",
     "esProxyFirstByteTimeout",
     "esProxyHeadTimeout",

@@ -39,6 +39,7 @@
 //! | `esProxyMetricsPort`, `esProxyMetricsHost` | metrics listener | off, `127.0.0.1` |
 //! | `esProxyGracePeriod` | seconds to finish requests on shutdown | 10 |
 //! | `esProxyHealthCheckInterval`, `esProxyHealthCheckTimeout`, `esProxyHealthCheckPath` | upstream health checks | 5 s, 2 s, `/` |
+//! | `esProxyUpstreamTimeout` | longest ES may stay silent: the answer's head after the request was sent, or a stalled body either way (seconds) | 30 s |
 //! | `esProxyAccessLog` | log every request, not only denials | `false` |
 //! | `esProxyFirstByteTimeout` | seconds from accept to a connection's first byte | 10 |
 //! | `esProxyHeadTimeout` | seconds from accept (or a keep-alive request's first byte) to the end of its head | 20 |
@@ -103,6 +104,9 @@ const HEALTH_INTERVAL: (u64, u64) = (1, 3600);
 const HEALTH_TIMEOUT: (u64, u64) = (1, 600);
 const CONN_TIMEOUT: (u64, u64) = (1, 3600);
 const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
+// Above about 55 s a timed-out bulk can no longer be re-sent within the replay budget (60 s):
+// it gets the 504 instead. Allowed, for clusters (or test nodes) slower than that.
+const UPSTREAM_TIMEOUT: (u64, u64) = (1, 600);
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -228,7 +232,15 @@ pub struct Upstream {
     /// `esProxySigV4=true`: every request to this cluster is signed (and `authorization` is
     /// not sent).
     pub sigv4: Option<SigV4>,
+    /// `esProxyUpstreamTimeout`: the longest ES may go without sending or taking a byte once
+    /// the request is under way (see [`DEFAULT_UPSTREAM_TIMEOUT`]).
+    pub timeout: Duration,
 }
+
+/// Default `esProxyUpstreamTimeout`. ES answers a bulk only once it has indexed all of it, so
+/// this bounds a whole bulk's indexing on a busy cluster; capture waits 120 s, and the replay
+/// budget (60 s) then still leaves a full re-send on another node.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Upstream {
     /// The `Authorization` header value for a given URL: the config-level one, else the URL's own.
@@ -253,6 +265,7 @@ impl fmt::Debug for Upstream {
             .field("tls", &self.tls)
             .field("health", &self.health)
             .field("sigv4", &self.sigv4)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -824,6 +837,11 @@ impl<'a> Builder<'a> {
             }
         }
         let health = self.health()?;
+        let timeout = self
+            .node_value("esProxyUpstreamTimeout", |v| {
+                value::seconds(v, UPSTREAM_TIMEOUT.0, UPSTREAM_TIMEOUT.1)
+            })?
+            .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
         Ok(Some(Upstream {
             urls,
             authorization,
@@ -836,6 +854,7 @@ impl<'a> Builder<'a> {
             },
             health,
             sigv4,
+            timeout,
         }))
     }
 
@@ -1636,6 +1655,20 @@ VTIP=url:https://www.virustotal.com/en/ip-address/%TEXT%/information/;name:Virus
         let (c, _) = ok(&format!("{ES}esProxyHost=[::1]\nesProxyPort=7201\n"));
         assert_eq!(c.listen.host.as_deref(), Some("::1"));
         assert_eq!(c.listen.bind_addr(), "[::1]:7201");
+    }
+
+    #[test]
+    fn upstream_timeout_defaults_to_30_s_and_is_bounded() {
+        let (c, _) = ok(ES);
+        assert_eq!(c.upstream.timeout, Duration::from_secs(30));
+        let (c, _) = ok(&format!("{ES}esProxyUpstreamTimeout=90\n"));
+        assert_eq!(c.upstream.timeout, Duration::from_secs(90));
+        let e = err(&format!("{ES}esProxyUpstreamTimeout=0\n"));
+        assert!(
+            e.starts_with("conf/x.ini:3: [default] esProxyUpstreamTimeout"),
+            "{e}"
+        );
+        assert!(err(&format!("{ES}esProxyUpstreamTimeout=601\n")).contains("600"));
     }
 
     #[test]

@@ -193,7 +193,13 @@ fn peak_rss_kib(pid: u32) -> u64 {
 fn sixteen_concurrent_16mb_bulks_stream_with_bounded_memory() {
     let es = Osmem::start();
     lean_sessions_template(&es);
-    let p = Proxy::start(&fleet_ini(&es.url(), ""), "default");
+    // osmem-server indexes one bulk at a time: the last of 16 such bulks waits minutes for the
+    // 15 before it (measured: 18 s for the first, 11-16 s for each next), far beyond the
+    // default esProxyUpstreamTimeout, which would rightly cut it off.
+    let p = Proxy::start(
+        &fleet_ini(&es.url(), "esProxyUpstreamTimeout=600"),
+        "default",
+    );
     let before = peak_rss_kib(p.pid());
     let mut one = String::new();
     let mut i = 0;

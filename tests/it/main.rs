@@ -15,6 +15,7 @@ mod pool;
 mod session_ids;
 mod siege;
 mod sigv4;
+mod stall;
 mod strict;
 mod tee;
 mod tls;

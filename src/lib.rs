@@ -18,7 +18,8 @@
 //!             ──► body_flow  (per body chunk: bulk validated, held for replay, mirrored)
 //!                   ├ bulk   (only complete, validated lines go upstream)
 //!                   ├ tee    (the validated bytes, mirrored in the background; never waits)
-//!                   └ replay (a held bulk ES refused with 429/503 or lost is sent again)
+//!                   └ replay (a held bulk ES refused with 429/503, lost, or left unanswered
+//!                            past esProxyUpstreamTimeout is sent again when that is safe)
 //!             ──► sigv4      (esProxySigV4: the body is held whole, then the request is sent by
 //!                             the replayer, signed per attempt; keys refreshed in the background)
 //!             ──► retry      (whether Pingora sends a failed attempt again)

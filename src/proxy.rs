@@ -134,6 +134,9 @@ pub struct Ctx {
     small_body: Vec<Bytes>,
     /// The peer of an attempt went silent (esProxyUpstreamTimeout).
     timed_out: bool,
+    /// When the sensor last sent body bytes: a replay that reads the rest of a body stops
+    /// waiting `esProxyBodyIdleTimeout` after it, as Pingora's own body read does.
+    last_body: Instant,
 }
 
 impl EsProxy {
@@ -224,10 +227,23 @@ impl EsProxy {
             return None;
         }
         let deadline = replay::deadline(ctx.started);
-        // The rest of the body the sensor is still sending: validate and hold it too.
+        // The rest of the body the sensor is still sending: validate and hold it too, as long
+        // as it keeps coming (a body idle past esProxyBodyIdleTimeout ends the request here too).
         while ctx.body.awaits_more()? {
-            let read = tokio::time::timeout_at(deadline.into(), session.read_request_body());
-            let chunk = read.await.ok()?.ok()?;
+            let idle_at = ctx.conn.as_ref().map(|t| ctx.last_body + t.body_idle());
+            let until = idle_at.map_or(deadline, |i| i.min(deadline));
+            let read = tokio::time::timeout_at(until.into(), session.read_request_body()).await;
+            let chunk = match read {
+                Ok(Ok(chunk)) => chunk,
+                Err(_) if idle_at.is_some_and(|i| i <= deadline) => {
+                    return Some(self.end_idle_body(session, ctx).await);
+                }
+                Ok(Err(e)) if connection::is_body_idle(&e) => {
+                    return Some(self.end_idle_body(session, ctx).await);
+                }
+                _ => return None,
+            };
+            ctx.last_body = Instant::now();
             let eos = chunk.is_none() || session.is_body_done();
             if let Err(r) = ctx.body.feed(ctx.sensor.as_deref(), chunk, eos) {
                 self.log_denial(session, ctx, &r);
@@ -344,6 +360,17 @@ impl EsProxy {
     }
 
     /// Logs a refusal once, with who, from where, what and why.
+    /// Ends a request whose body stopped coming while a replay waited for the rest of it: the
+    /// same 408 as when Pingora's own body read times out.
+    async fn end_idle_body(&self, session: &mut Session, ctx: &mut Ctx) -> u16 {
+        connection::body_idle_passed(ctx.sensor.as_deref(), ctx.client);
+        ctx.body.refused();
+        let r = Reject::BodyTimeout("no body byte within esProxyBodyIdleTimeout (replay)".into());
+        let code = respond::refusal(session, &r).await.unwrap_or(0);
+        ctx.reject = Some(r);
+        code
+    }
+
     fn log_denial(&self, session: &Session, ctx: &Ctx, r: &Reject) {
         metrics::denial(ctx.sensor.as_deref(), r.label());
         let req = session.req_header();
@@ -425,6 +452,7 @@ impl ProxyHttp for EsProxy {
             conn: None,
             small_body: Vec::new(),
             timed_out: false,
+            last_body: Instant::now(),
         }
     }
 
@@ -592,6 +620,7 @@ impl ProxyHttp for EsProxy {
         end_of_stream: bool,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.last_body = Instant::now();
         match ctx
             .body
             .feed(ctx.sensor.as_deref(), body.take(), end_of_stream)

@@ -436,17 +436,27 @@ fn deadline(which: &'static str, ip: IpAddr) {
 /// Whether a request failed because its body went idle past `esProxyBodyIdleTimeout` (counted
 /// and logged here, at a bounded rate).
 pub fn body_idle_timed_out(e: &pingora::Error, sensor: Option<&str>, ip: Option<IpAddr>) -> bool {
-    let idle = matches!(e.etype(), pingora::ErrorType::ReadTimedout)
-        && matches!(e.esource(), pingora::ErrorSource::Downstream);
+    let idle = is_body_idle(e);
     if idle {
-        metrics::connection_deadline("body_idle");
-        rate_limited_warn!(
-            DEADLINE_LOG,
-            "request body from sensor={} ip={} idle past esProxyBodyIdleTimeout: ended, \
-             upstream request cut",
-            sensor.unwrap_or("-"),
-            ip.map_or("-".to_string(), |ip| ip.to_string())
-        );
+        body_idle_passed(sensor, ip);
     }
     idle
+}
+
+/// Whether `e` is Pingora's downstream read timeout (the body read timeout we set).
+pub fn is_body_idle(e: &pingora::Error) -> bool {
+    matches!(e.etype(), pingora::ErrorType::ReadTimedout)
+        && matches!(e.esource(), pingora::ErrorSource::Downstream)
+}
+
+/// Counts and logs (at a bounded rate) a body that went idle past `esProxyBodyIdleTimeout`.
+pub fn body_idle_passed(sensor: Option<&str>, ip: Option<IpAddr>) {
+    metrics::connection_deadline("body_idle");
+    rate_limited_warn!(
+        DEADLINE_LOG,
+        "request body from sensor={} ip={} idle past esProxyBodyIdleTimeout: ended, \
+         upstream request cut",
+        sensor.unwrap_or("-"),
+        ip.map_or("-".to_string(), |ip| ip.to_string())
+    );
 }

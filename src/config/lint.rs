@@ -4,6 +4,9 @@
 //! `config.ini`. So keys of theirs are ignored, and only keys that look like a mistyped key *of
 //! ours* get a warning naming the nearest known one.
 
+use super::error::Warning;
+use super::lookup::{Builder, Found};
+
 /// Keys read from the node's section or `[default]`.
 pub const NODE_KEYS: &[&str] = &[
     "elasticsearch",
@@ -194,9 +197,57 @@ pub fn section_name(name: &str, node: &str) -> Option<String> {
     None
 }
 
+impl Builder<'_> {
+    /// Misspelling and section-name warnings.
+    pub(super) fn lint(&mut self, explicit_node: bool) {
+        let ini = self.ini;
+        if explicit_node && self.node != "default" && ini.section(&self.node).is_none() {
+            self.warn_at(
+                None,
+                None,
+                format!(
+                    "no [{}] section for node {:?}: using [default] only",
+                    self.node, self.node
+                ),
+            );
+        }
+        for issue in &ini.issues {
+            self.warn_at(None, Some(issue.line), issue.message.clone());
+        }
+        for section in &ini.sections {
+            if let Some(msg) = section_name(&section.name, &self.node) {
+                self.warn_at(Some(&section.name), Some(section.line), msg);
+            }
+            let known: Option<&[&str]> = match section.name.as_str() {
+                "tee" => Some(TEE_KEYS),
+                "xff" => Some(XFF_KEYS),
+                n if n == self.node || n == "default" => None,
+                _ => continue,
+            };
+            for entry in section.effective() {
+                let msg = match known {
+                    Some(k) => own_section_key(&entry.key, k),
+                    None => node_key(&entry.key),
+                };
+                if let Some(msg) = msg {
+                    let f = Found {
+                        section: &section.name,
+                        entry,
+                    };
+                    // The value is left out: the key is unknown, so we cannot tell a secret.
+                    let mut d = self.diag(&f, msg);
+                    d.value = None;
+                    self.warnings.push(Warning(d));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_support::{load, ok, ES};
 
     #[test]
     fn edit_distance_counts_edits_ignoring_case() {
@@ -286,7 +337,8 @@ mod tests {
     }
 
     /// The config keys are written in four places: the doc table of `config/mod.rs`, the lint
-    /// lists here, the builder's literals and reload's restart list. They must name the same keys.
+    /// lists here, the readers' literals (mod.rs and its reader modules) and reload's restart
+    /// list. They must name the same keys.
     #[test]
     fn doc_table_lint_lists_builder_and_restart_list_name_the_same_keys() {
         use std::collections::BTreeSet;
@@ -326,12 +378,17 @@ mod tests {
         assert_eq!(xff, XFF_KEYS.iter().copied().collect(), "[xff] doc");
 
         // The builder reads every listed key by its literal name, and no unlisted esProxy key
-        // (the SigV4 keys in config/sigv4.rs).
-        let sigv4 = include_str!("sigv4.rs");
-        let sigv4 = sigv4.split("\n#[cfg(test)]").next().unwrap();
-        let builder: String = code
-            .lines()
-            .chain(sigv4.lines())
+        // (mod.rs and the reader modules: sigv4, listen, upstream, limits, sensors).
+        let readers = [
+            include_str!("sigv4.rs"),
+            include_str!("listen.rs"),
+            include_str!("upstream.rs"),
+            include_str!("limits.rs"),
+            include_str!("sensors.rs"),
+        ];
+        let builder: String = std::iter::once(code)
+            .chain(readers.map(|r| r.split("\n#[cfg(test)]").next().unwrap()))
+            .flat_map(str::lines)
             .filter(|l| !l.trim_start().starts_with("//"))
             .collect::<Vec<_>>()
             .join("\n");
@@ -364,5 +421,74 @@ mod tests {
             }
         }
         assert!(named >= 10, "restart list parsed: {named} keys");
+    }
+
+    #[test]
+    fn unknown_keys_are_ignored_silently() {
+        let (_, w) = ok(&format!(
+            "{ES}pcapDir=/tmp\nplugins=a.so\nrulesFiles=r.yaml\nspiDataMaxIndices=-1\n[custom-fields]\nx=kind:termfield\n"
+        ));
+        assert!(w.iter().all(|w| w.key().is_none()), "{w:?}");
+    }
+
+    #[test]
+    fn misspelt_key_of_ours_warns_with_the_nearest_known_one() {
+        let (c, w) = ok(&format!("{ES}esProxyPrt=7300\n"));
+        assert_eq!(c.listen.port, 7200);
+        let w = w.iter().find(|w| w.key() == Some("esProxyPrt")).unwrap();
+        assert_eq!(w.line(), Some(3));
+        assert_eq!(w.section(), Some("default"));
+        assert!(w.message().contains("`esProxyPort`"), "{w}");
+        assert!(
+            w.to_string()
+                .starts_with("conf/x.ini:3: [default] esProxyPrt: unknown esProxy setting"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn wrong_case_of_our_key_warns() {
+        let (_, w) = ok(&format!("{ES}esproxyport=7300\n"));
+        assert!(
+            w.iter().any(|w| w.message().contains("`esProxyPort`")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_our_sections_warn() {
+        let (_, w) = ok(&format!(
+            "{ES}[xff]\nenable=true\n[tee]\nelasticsearh=http://192.0.2.9:9200\n"
+        ));
+        assert!(w.iter().any(|w| w.message().contains("`enabled`")), "{w:?}");
+        assert!(
+            w.iter().any(|w| w.message().contains("`elasticsearch`")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn misspelt_section_warns() {
+        let (_, w) = ok(&format!("{ES}[esproxy-sensor]\na=pass:x\n"));
+        assert!(
+            w.iter().any(|w| w.message().contains("[esproxy-sensors]")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn explicit_node_without_section_warns() {
+        let (_, w) = load(ES, Some("esprxy")).unwrap();
+        assert!(
+            w.iter()
+                .any(|w| w.message().contains("no [esprxy] section")),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn junk_lines_are_warnings() {
+        let (_, w) = ok(&format!("{ES}just some words\n"));
+        assert!(w.iter().any(|w| w.line() == Some(3)), "{w:?}");
     }
 }

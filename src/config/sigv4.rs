@@ -5,7 +5,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::{value, Builder, ConfigError};
+use super::lookup::Builder;
+use super::{value, ConfigError};
 
 /// Bounds of `esProxySigV4MaxBody`.
 const MAX_SIGNED_BODY: (u64, u64) = (64 << 10, 1 << 30);
@@ -190,5 +191,85 @@ impl<'a> Builder<'a> {
             source,
             max_body,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn sigv4_source_follows_esproxy_js_order_url_role_static_default() {
+        let base = format!("{ES}esProxySigV4=true\nesProxySigV4Region=eu-west-1\n");
+        let (c, w) = ok(&format!(
+            "{base}esProxySigV4CredentialUrl=https://127.0.0.1:9/k\nesProxySigV4RoleArn=arn:aws:iam::1:role/r\n"
+        ));
+        let s = c.upstream.sigv4.unwrap();
+        assert_eq!((s.region.as_str(), s.service.as_str()), ("eu-west-1", "es"));
+        assert_eq!(s.max_body, DEFAULT_MAX_SIGNED_BODY);
+        assert!(matches!(
+            s.source,
+            CredentialSource::Url { cert_key: None, .. }
+        ));
+        assert!(!w.iter().any(|w| w.key().is_some()), "{w:?}");
+        let (c, _) = ok(&format!(
+            "{base}esProxySigV4RoleArn=arn:aws:iam::1:role/r\nesProxySigV4AccessKeyId=A\nesProxySigV4SecretAccessKey=S\n"
+        ));
+        assert!(matches!(
+            c.upstream.sigv4.unwrap().source,
+            CredentialSource::AssumeRole { .. }
+        ));
+        let (c, _) = ok(&format!(
+            "{base}esProxySigV4AccessKeyId=A\nesProxySigV4SecretAccessKey=S\nesProxySigV4SessionToken=T\nesProxySigV4Service=aoss\n"
+        ));
+        let s = c.upstream.sigv4.unwrap();
+        assert_eq!(s.service, "aoss");
+        assert_eq!(
+            s.source,
+            CredentialSource::Static {
+                access_key_id: "A".into(),
+                secret_access_key: "S".into(),
+                session_token: Some("T".into())
+            }
+        );
+        let (c, _) = ok(&base);
+        assert_eq!(
+            c.upstream.sigv4.unwrap().source,
+            CredentialSource::DefaultChain
+        );
+        let (c, _) = ok(&format!("{ES}esProxySigV4=false\n"));
+        assert!(c.upstream.sigv4.is_none());
+    }
+
+    #[test]
+    fn sigv4_mistakes_are_config_errors_that_never_show_the_secret() {
+        let base = format!("{ES}esProxySigV4=true\nesProxySigV4Region=eu-west-1\n");
+        let e = err(&format!("{base}esProxySigV4SecretAccessKey=hunter2\n"));
+        assert!(e.contains("esProxySigV4AccessKeyId must be set too"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = err(&format!(
+            "{base}esProxySigV4CredentialUrl=http://127.0.0.1/k\n"
+        ));
+        assert!(e.contains("https://"), "{e}");
+        let e = err(&format!("{base}esProxySigV4RoleArn=admin\n"));
+        assert!(e.contains("role ARN"), "{e}");
+        let e = err(&format!("{base}esProxySigV4MaxBody=1K\n"));
+        assert!(e.contains("esProxySigV4MaxBody"), "{e}");
+    }
+
+    #[test]
+    fn sigv4_replaces_our_credentials_with_a_warning_and_the_tee_has_its_own() {
+        let (c, w) = ok(&format!(
+            "{ES}elasticsearchAPIKey=k\nesProxySigV4=true\nesProxySigV4Region=eu-west-1\n\
+             [tee]\nelasticsearch=http://127.0.0.2:9200\nesProxySigV4=true\n\
+             esProxySigV4Region=us-east-2\nesProxySigV4Service=aoss\n"
+        ));
+        assert!(w.iter().any(|w| w.message().contains("not sent")), "{w:?}");
+        let tee = c.tee.unwrap().sigv4.unwrap();
+        assert_eq!(
+            (tee.region.as_str(), tee.service.as_str()),
+            ("us-east-2", "aoss")
+        );
+        assert_eq!(c.upstream.sigv4.unwrap().region, "eu-west-1");
     }
 }

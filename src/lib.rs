@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! connection  ──► connection (caps: open / unauthenticated per client; deadlines to the first
-//!                  byte, the whole head, between keep-alive requests; hands the body idle timeout on)
+//!                  byte, the TLS handshake and whole head, between keep-alive requests; hands the
+//!                  body idle timeout on)
 //!             ──► proxy_protocol (PROXY v1/v2 header → the socket peer, read before HTTP/TLS)
 //!             ──► tls        (listener certificate; a verified client certificate → node names)
 //! raw head    ──► framing    (ambiguous framing / oversized head → 400/431; the body's declared facts)

@@ -147,33 +147,25 @@ fn run(
         replayer: Arc::new(Replayer::new(pool.clone())),
     };
     // The HTTP app behind the connection gate (caps and deadlines, src/connection/), which also
-    // reads PROXY protocol headers on plain TCP (TLS listeners read them in Pingora's pre-TLS
-    // hook instead).
+    // reads PROXY protocol headers and does the TLS handshake, both under its deadlines: the
+    // Pingora listener itself is always plain TCP.
     let proxy = pingora::proxy::http_proxy(&server.configuration, app);
-    let plain_proxy_protocol = config.listen.proxy_protocol && tls_settings.is_none();
+    let tls = tls_settings.is_some();
     let mut svc = pingora::services::listening::Service::new(
         "esproxy".to_string(),
-        Gate::new(proxy, config.connection.clone(), plain_proxy_protocol),
+        Gate::new(
+            proxy,
+            config.connection.clone(),
+            config.listen.proxy_protocol,
+            tls_settings,
+        ),
     );
     let addr = config.listen.bind_addr();
     let listener = ListenerConfig::tcp(&addr).tcp_socket_options(sock_opts(&addr));
-    match tls_settings {
-        Some(settings) => {
-            if config.listen.proxy_protocol {
-                svc.endpoints()
-                    .set_pre_tls_callback(Arc::new(esproxy::proxy_protocol::PreTlsHeader));
-            }
-            // One TLS record's worth of read buffer (Pingora's default is 64 KiB per connection).
-            svc.add_listener(
-                listener
-                    .tls(settings)
-                    .l4_buffer(L4BufferSettings::default().read(16 * 1024)),
-            )
-        }
-        // Plain HTTP reads straight into Pingora's head and body buffers: no 64 KiB read buffer
-        // per connection, idle or not.
-        None => svc.add_listener(listener.l4_buffer(L4BufferSettings::default().read(0))),
-    }
+    // Plain HTTP reads straight into Pingora's head and body buffers: no 64 KiB read buffer per
+    // connection, idle or not. TLS gets one record's worth (Pingora's default is 64 KiB).
+    let read_buffer = if tls { 16 * 1024 } else { 0 };
+    svc.add_listener(listener.l4_buffer(L4BufferSettings::default().read(read_buffer)));
     server.add_service(svc);
     if let Some(maddr) = config.metrics {
         server.add_service(metrics::service(maddr, pool.clone(), tee.clone()));

@@ -57,6 +57,7 @@ struct Metrics {
     connections_unauthenticated: IntGauge,
     connections_refused: IntCounterVec,
     connections_evicted: IntCounter,
+    tls_handshake_failures: IntCounter,
     connection_deadlines: IntCounterVec,
     sigv4_refreshes: IntCounterVec,
     sigv4_unsigned: IntCounterVec,
@@ -260,11 +261,19 @@ impl Metrics {
                 )
                 .expect("valid metric"),
             ),
+            tls_handshake_failures: register(
+                &r,
+                IntCounter::new(
+                    "esproxy_tls_handshake_failures_total",
+                    "TLS handshakes on the sensor listener that failed (not timed out)",
+                )
+                .expect("valid metric"),
+            ),
             connection_deadlines: counter_vec(
                 &r,
                 "esproxy_connection_deadlines_total",
-                "Connections or requests ended by a deadline (first_byte, head, keepalive_idle, \
-                 body_idle)",
+                "Connections or requests ended by a deadline (first_byte, tls_handshake, head, \
+                 keepalive_idle, body_idle)",
                 &["deadline"],
             ),
             sigv4_refreshes: counter_vec(
@@ -454,6 +463,11 @@ pub fn connection_refused(cap: &'static str) {
 /// Counts an unauthenticated connection evicted for a newer one.
 pub fn connection_evicted() {
     METRICS.connections_evicted.inc();
+}
+
+/// Counts a failed TLS handshake on the sensor listener.
+pub fn tls_handshake_failed() {
+    METRICS.tls_handshake_failures.inc();
 }
 
 /// Counts a connection or request ended by the deadline `which` (fixed set).

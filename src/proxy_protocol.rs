@@ -8,10 +8,9 @@
 //!   more bytes are certainly part of the header ([`Parse::Incomplete`]), so the reader never
 //!   consumes a byte of the request that follows.
 //! - The glue: [`read_header`] drives the parser over any async reader; the connection gate
-//!   (`crate::connection`) reads the header on a plain TCP connection before Pingora's HTTP code
-//!   sees it (and [`apply`] sets the peer), and
-//!   [`PreTlsHeader`] does the same before the TLS handshake (Pingora's pre-TLS hook). Both then
-//!   replace the stream's socket digest so `Session::client_addr()` is the balancer's client.
+//!   (`crate::connection`) reads the header first, before any TLS handshake or HTTP byte, and
+//!   [`apply`] replaces the stream's socket digest so `Session::client_addr()` is the balancer's
+//!   client.
 //!
 //! When the setting is on, a connection without a valid header is closed without an answer (the
 //! balancer is broken or someone bypasses it). When it is off, nothing here runs and a PROXY line
@@ -20,10 +19,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use log::warn;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
-use pingora::protocols::l4::stream::Stream as L4Stream;
 use pingora::protocols::{GetSocketDigest, SocketDigest, UniqueID};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -282,38 +278,11 @@ fn set_peer<S: GetSocketDigest + UniqueID + ?Sized>(stream: &mut S, source: Sock
     stream.set_socket_digest(digest);
 }
 
-fn balancer(stream: &(impl GetSocketDigest + ?Sized)) -> String {
-    stream
-        .get_socket_digest()
-        .and_then(|d| d.peer_addr().map(|a| a.to_string()))
-        .unwrap_or_else(|| "-".into())
-}
-
 /// Applies a header read by [`read_header`]: a relayed connection's source becomes the peer
 /// address Pingora reports; `Local` keeps the socket's.
 pub fn apply<S: GetSocketDigest + UniqueID + ?Sized>(stream: &mut S, header: Header) {
     if let Header::Proxied { source, .. } = header {
         set_peer(stream, source);
-    }
-}
-
-/// Reads the PROXY header before the TLS handshake (Pingora's pre-TLS hook, TLS listeners only).
-pub struct PreTlsHeader;
-
-#[async_trait]
-impl pingora::listeners::PreTlsProcess for PreTlsHeader {
-    async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
-        match read_header(stream).await {
-            Ok(Header::Proxied { source, .. }) => {
-                set_peer(stream, source);
-                Ok(())
-            }
-            Ok(Header::Local) => Ok(()),
-            Err(e) => {
-                warn!("closing connection from {}: {e}", balancer(stream));
-                pingora::Error::e_explain(pingora::ErrorType::AcceptError, e.to_string())
-            }
-        }
     }
 }
 

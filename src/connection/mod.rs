@@ -6,12 +6,16 @@
 //!
 //! [`Gate`] wraps the HTTP application on the sensor listener:
 //! 1. a new connection takes a slot under `esProxyMaxConnections` ([`caps`]) or is closed at once;
-//! 2. on a plain listener with `esProxyProxyProtocol`, the PROXY header names the client;
+//! 2. with `esProxyProxyProtocol`, the PROXY header names the client;
 //! 3. the client address takes an unauthenticated slot (per client, unless exempt, and overall;
 //!    the oldest waiting connection is evicted when the pool is full);
 //! 4. the first byte must come within `esProxyFirstByteTimeout` and the whole head within
 //!    `esProxyHeadTimeout` of the connection opening; we read it ([`head`]) into a buffer that
-//!    grows with what was sent, so before its head a connection holds little more than its socket;
+//!    grows with what was sent, so before its head a connection holds little more than its socket.
+//!    On a TLS listener the TLS handshake is ours too, after steps 1-3: the ClientHello's first
+//!    byte is the connection's first byte, and the handshake and the head that follows it share
+//!    the head deadline (Pingora alone would give a handshake 60 s, and spend it before any cap
+//!    was checked);
 //! 5. Pingora gets the connection with the head replayed, and the request carries a [`Ticket`]:
 //!    once it authenticates, the unauthenticated slot is given back and the body's idle timeout
 //!    (`esProxyBodyIdleTimeout`) set;
@@ -28,10 +32,11 @@ use crate::metrics;
 use crate::proxy_protocol;
 use crate::rate_limited_warn;
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use caps::{Caps, Slot, Unauthenticated};
 use head::{end_of_head, Prefixed};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::listeners::tls::{Acceptor, TlsSettings};
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -159,6 +164,8 @@ enum Ended {
     Deadline(&'static str),
     /// Evicted for a newer connection.
     Evicted,
+    /// The TLS handshake failed (logged at a bounded rate; the client's fault or a scanner's).
+    Handshake(Box<pingora::Error>),
     /// The server is shutting down.
     Shutdown,
 }
@@ -167,6 +174,7 @@ static REFUSED_LOG: RateLog = RateLog::new();
 static DEADLINE_LOG: RateLog = RateLog::new();
 static EVICTED_LOG: RateLog = RateLog::new();
 static PROXY_HEADER_LOG: RateLog = RateLog::new();
+static HANDSHAKE_LOG: RateLog = RateLog::new();
 
 /// The sensor listener's connection gate around the HTTP application `A` (Pingora's proxy).
 pub struct Gate<A> {
@@ -174,17 +182,24 @@ pub struct Gate<A> {
     settings: Settings,
     caps: Arc<Caps>,
     proxy_protocol: bool,
+    tls: Option<Acceptor>,
 }
 
 impl<A> Gate<A> {
-    /// `proxy_protocol`: read a PROXY header first (plain TCP listeners; TLS listeners read it
-    /// before the handshake).
-    pub fn new(inner: A, settings: Settings, proxy_protocol: bool) -> Self {
+    /// `proxy_protocol`: read a PROXY header first. `tls`: the listener's TLS settings; the
+    /// handshake is then done here, under the deadlines (the Pingora listener stays plain TCP).
+    pub fn new(
+        inner: A,
+        settings: Settings,
+        proxy_protocol: bool,
+        tls: Option<TlsSettings>,
+    ) -> Self {
         Gate {
             inner: Arc::new(inner),
             caps: Caps::new(settings.caps.clone()),
             settings,
             proxy_protocol,
+            tls: tls.map(TlsSettings::build),
         }
     }
 }
@@ -252,6 +267,23 @@ impl<A: HttpServerApp + Send + Sync + 'static> Gate<A> {
         let mut persistent: Option<HttpPersistentSettings> = None;
         let mut first_by = opened + s.first_byte;
         let mut head_by = Some(head_deadline);
+        if let Some(acceptor) = &self.tls {
+            let slot = ticket.waiting_slot();
+            let shook = tls_handshake(
+                acceptor,
+                conn,
+                first_by,
+                head_deadline,
+                slot.as_deref(),
+                shutdown,
+                peer,
+            )
+            .await;
+            let Some(c) = shook else { return };
+            conn = c;
+            // The ClientHello was the first byte; the request head follows under the same deadline.
+            first_by = head_deadline;
+        }
         loop {
             let slot = ticket.waiting_slot();
             if let Some(slot) = &slot {
@@ -266,26 +298,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> Gate<A> {
             drop(slot);
             let unfinished = match got {
                 Ok(unfinished) => unfinished,
-                Err(Ended::Deadline(which)) => {
-                    // A keep-alive connection that goes quiet is normal: counted, not logged.
-                    if which == "keepalive_idle" {
-                        metrics::connection_deadline(which);
-                    } else {
-                        deadline(which, peer);
-                    }
-                    return;
-                }
-                Err(Ended::Evicted) => {
-                    metrics::connection_evicted();
-                    rate_limited_warn!(
-                        EVICTED_LOG,
-                        "connection from {} evicted: unauthenticated connections at \
-                         esProxyMaxUnauthenticated/esProxyMaxConnections, it was the oldest waiting",
-                        show(peer)
-                    );
-                    return;
-                }
-                Err(Ended::Closed | Ended::Shutdown) => return,
+                Err(e) => return ended(e, peer),
             };
             if unfinished {
                 // Too long for us to hold: Pingora reads the rest, still within the deadline.
@@ -329,18 +342,12 @@ impl<A: HttpServerApp + Send + Sync + 'static> Gate<A> {
         } else {
             "keepalive_idle"
         };
-        let mut one = [0u8; 1];
-        let n = watch(slot, shutdown, timeout_at(first_by, conn.read(&mut one))).await?;
-        match n {
-            Err(_) => return Err(Ended::Deadline(first_label)),
-            Ok(Err(_)) | Ok(Ok(0)) => return Err(Ended::Closed),
-            Ok(Ok(_)) => {}
-        }
+        let first = first_byte(conn, first_by, first_label, slot, shutdown).await?;
         let head_by = head_by.unwrap_or_else(|| Instant::now() + self.settings.head);
         // Grows with what the client sent: a slow head costs its bytes, not a fixed buffer.
         let mut buf = BytesMut::with_capacity(512);
-        buf.extend_from_slice(&one);
-        let mut new_lf = one[0] == b'\n';
+        buf.extend_from_slice(&[first]);
+        let mut new_lf = first == b'\n';
         loop {
             if new_lf && end_of_head(&buf).is_some() {
                 conn.set_prefix(buf.freeze());
@@ -365,6 +372,83 @@ impl<A: HttpServerApp + Send + Sync + 'static> Gate<A> {
                 Ok(Ok(_)) => new_lf = memchr::memchr(b'\n', &buf[before..]).is_some(),
             }
         }
+    }
+}
+
+/// The TLS handshake: its first byte by `first_by`, all of it by `head_by`, evictable while
+/// it lasts (a client stalled mid-handshake is as unauthenticated as a silent one). Returns
+/// the decrypted connection, ready for the head to be read, or None once it is closed (and
+/// counted).
+async fn tls_handshake(
+    acceptor: &Acceptor,
+    mut conn: Prefixed,
+    first_by: Instant,
+    head_by: Instant,
+    slot: Option<&Slot>,
+    shutdown: &ShutdownWatch,
+    peer: IpAddr,
+) -> Option<Prefixed> {
+    let first = match first_byte(&mut conn, first_by, "first_byte", slot, shutdown).await {
+        Ok(b) => b,
+        Err(e) => {
+            ended(e, peer);
+            return None;
+        }
+    };
+    conn.set_prefix(Bytes::copy_from_slice(&[first]));
+    let shake = acceptor.tls_handshake(conn);
+    tokio::pin!(shake);
+    let e = match watch(slot, shutdown, timeout_at(head_by, shake.as_mut())).await {
+        Ok(Ok(Ok(tls))) => return Some(Prefixed::new(Box::new(tls))),
+        Ok(Ok(Err(e))) => Ended::Handshake(e),
+        Ok(Err(_)) => Ended::Deadline("tls_handshake"),
+        Err(e) => e,
+    };
+    // Counted while the connection is still open (it closes when `shake` is dropped).
+    ended(e, peer);
+    None
+}
+
+/// Waits for the connection's next byte until `by` (`label`: the deadline's metric label).
+async fn first_byte(
+    conn: &mut Prefixed,
+    by: Instant,
+    label: &'static str,
+    slot: Option<&Slot>,
+    shutdown: &ShutdownWatch,
+) -> Result<u8, Ended> {
+    let mut one = [0u8; 1];
+    match watch(slot, shutdown, timeout_at(by, conn.read(&mut one))).await? {
+        Err(_) => Err(Ended::Deadline(label)),
+        Ok(Err(_)) | Ok(Ok(0)) => Err(Ended::Closed),
+        Ok(Ok(_)) => Ok(one[0]),
+    }
+}
+
+/// Counts and logs (at a bounded rate) why a connection ended before or between requests.
+fn ended(e: Ended, peer: IpAddr) {
+    match e {
+        // A keep-alive connection that goes quiet is normal: counted, not logged.
+        Ended::Deadline(which @ "keepalive_idle") => metrics::connection_deadline(which),
+        Ended::Deadline(which) => deadline(which, peer),
+        Ended::Evicted => {
+            metrics::connection_evicted();
+            rate_limited_warn!(
+                EVICTED_LOG,
+                "connection from {} evicted: unauthenticated connections at \
+                 esProxyMaxUnauthenticated/esProxyMaxConnections, it was the oldest waiting",
+                show(peer)
+            );
+        }
+        Ended::Handshake(e) => {
+            metrics::tls_handshake_failed();
+            rate_limited_warn!(
+                HANDSHAKE_LOG,
+                "TLS handshake with {} failed: {e}",
+                show(peer)
+            );
+        }
+        Ended::Closed | Ended::Shutdown => {}
     }
 }
 

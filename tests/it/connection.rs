@@ -279,3 +279,58 @@ fn proxy_protocol_source_is_the_client_the_per_client_cap_counts() {
         1.0
     );
 }
+
+/// TLS: the handshake is under the same deadlines as a plain head (Pingora alone allows it
+/// 60 s). A client that sends its ClientHello, reads the server's flight and never finishes is
+/// closed at the head deadline; a silent one at the first-byte deadline; a prompt one is served.
+#[test]
+fn tls_handshake_stalled_midway_is_closed_at_the_head_deadline() {
+    use crate::tls::{client_config, ini as tls_ini, pki, tls_get};
+    let es = Osmem::start();
+    let pki = pki();
+    let m = free_port();
+    let extra = format!("esProxyMetricsPort={m}\nesProxyFirstByteTimeout=1\nesProxyHeadTimeout=3");
+    let p = Proxy::start(&tls_ini(&es.url(), &pki, &extra), "default");
+    let m: SocketAddr = format!("127.0.0.1:{m}").parse().unwrap();
+
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut client = rustls::ClientConnection::new(client_config(&pki, None), name).unwrap();
+    let t = Instant::now();
+    let mut s = connect(&p);
+    client.write_tls(&mut s).unwrap(); // the ClientHello
+    let (took, got) = until_closed(&mut s, t);
+    assert!(!got.is_empty(), "the server's handshake flight came back");
+    assert!(
+        took >= Duration::from_millis(2500) && took < Duration::from_secs(8),
+        "stalled handshake closed at the 3 s head deadline: {took:?}"
+    );
+    let n = metric(
+        m,
+        "esproxy_connection_deadlines_total",
+        &[("deadline", "tls_handshake")],
+    );
+    assert_eq!(n, 1.0, "tls_handshake deadline counted");
+
+    let t = Instant::now();
+    let (took, got) = until_closed(&mut connect(&p), t);
+    assert!(got.is_empty());
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(8),
+        "silent TLS connection closed at the 1 s first-byte deadline: {took:?}"
+    );
+    let n = metric(
+        m,
+        "esproxy_connection_deadlines_total",
+        &[("deadline", "first_byte")],
+    );
+    assert_eq!(n, 1.0, "first_byte deadline counted");
+
+    let r = tls_get(
+        &p,
+        client_config(&pki, None),
+        Some("toronto01:secret1"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "a prompt TLS client is served");
+}

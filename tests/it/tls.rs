@@ -62,7 +62,7 @@ fn leaf(by: &Ca, cn: &str, dns: &[&str], client: bool) -> (Certificate, KeyPair)
 }
 
 /// Server side: root CA → intermediate → leaf for `localhost`; certFile holds leaf + intermediate.
-struct Pki {
+pub(crate) struct Pki {
     root: Ca,
     cert_file: PathBuf,
     key_file: PathBuf,
@@ -71,7 +71,7 @@ struct Pki {
     client_ca_file: PathBuf,
 }
 
-fn pki() -> Pki {
+pub(crate) fn pki() -> Pki {
     let root = ca("esproxy test root");
     let inter = intermediate(&root);
     let (server, server_key) = leaf(&inter, "localhost", &["localhost"], false);
@@ -89,7 +89,7 @@ fn pki() -> Pki {
     }
 }
 
-fn ini(es: &str, pki: &Pki, extra: &str) -> String {
+pub(crate) fn ini(es: &str, pki: &Pki, extra: &str) -> String {
     format!(
         "[default]\nelasticsearch={es}\nesProxyPort={{PORT}}\nesProxyHost=127.0.0.1\n\
          certFile={}\nkeyFile={}\n{extra}\n\
@@ -101,7 +101,10 @@ fn ini(es: &str, pki: &Pki, extra: &str) -> String {
 }
 
 /// A TLS client trusting the server's root, optionally presenting `client`.
-fn client_config(pki: &Pki, client: Option<&(Certificate, KeyPair)>) -> Arc<rustls::ClientConfig> {
+pub(crate) fn client_config(
+    pki: &Pki,
+    client: Option<&(Certificate, KeyPair)>,
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from(pki.root.cert.der().to_vec()))
@@ -126,7 +129,7 @@ fn client_config(pki: &Pki, client: Option<&(Certificate, KeyPair)>) -> Arc<rust
 
 /// One `GET /` over TLS (after an optional PROXY header). `Err` = the handshake or the
 /// connection failed before a response.
-fn tls_get(
+pub(crate) fn tls_get(
     p: &Proxy,
     cfg: Arc<rustls::ClientConfig>,
     creds: Option<&str>,

@@ -211,6 +211,21 @@ fn check_ip(sensor: &Sensor, client: IpAddr) -> Result<(), Reject> {
     Ok(())
 }
 
+/// [`authenticate_with_cert`] for a request's headers (every `Authorization` line).
+pub fn authenticate_request(
+    sensors: &Sensors,
+    headers: &http::HeaderMap,
+    client: IpAddr,
+    cert_names: Option<&[String]>,
+) -> Result<String, Reject> {
+    let creds: Vec<&[u8]> = headers
+        .get_all(http::header::AUTHORIZATION)
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    authenticate_with_cert(sensors, &creds, client, cert_names)
+}
+
 /// [`authenticate`] for a request whose TLS connection may carry a verified client certificate;
 /// `cert_names` are the node names it vouches for (`tls::ClientCert`: CNs, then DNS SANs).
 ///

@@ -175,6 +175,31 @@ impl BodyFlow {
         )
     }
 
+    /// Whether Pingora may send this request again after its ES node went silent: never a bulk
+    /// (a held bulk is replayed by us), else as [`BodyFlow::after_timeout`] decides.
+    pub fn pingora_resends_after_timeout(
+        &self,
+        method: &http::Method,
+        route: Option<&crate::allowlist::Route>,
+    ) -> bool {
+        !self.bulk
+            && route.is_some_and(|r| self.after_timeout(method, r) == replay::AfterTimeout::Resend)
+    }
+
+    /// Why a request whose ES node went silent was answered 504 rather than sent again (for
+    /// the log line): [`BodyFlow::after_timeout`]'s reason, else the budget ran out.
+    pub fn not_resent_because(
+        &self,
+        method: &http::Method,
+        route: Option<&crate::allowlist::Route>,
+    ) -> &'static str {
+        match route.map(|r| self.after_timeout(method, r)) {
+            Some(replay::AfterTimeout::GatewayTimeout(why)) => why,
+            Some(replay::AfterTimeout::Resend) => "no other node answered within the budget",
+            None => "no route",
+        }
+    }
+
     /// [`BodyFlow::after_timeout`] for a body held elsewhere (a signed request's).
     pub fn after_timeout_of(
         &self,

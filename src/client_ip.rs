@@ -233,6 +233,25 @@ impl XffConfig {
     }
 }
 
+/// [`resolve`] for a request's headers: every line of the configured header, when `[xff]` is
+/// enabled (else none is read).
+pub fn resolve_headers(
+    cfg: &XffConfig,
+    peer: IpAddr,
+    headers: &http::HeaderMap,
+) -> Result<IpAddr, Reject> {
+    let lines: Vec<&[u8]> = if cfg.enabled {
+        headers
+            .get_all(cfg.header_name())
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    resolve(cfg, peer, &lines)
+}
+
 /// Resolves the client IP for one request. `header_lines` are the values of every
 /// [`XffConfig::header_name`] header line, in order.
 pub fn resolve(cfg: &XffConfig, peer: IpAddr, header_lines: &[&[u8]]) -> Result<IpAddr, Reject> {

@@ -42,6 +42,7 @@ pub mod allowlist;
 pub mod auth;
 pub mod body_flow;
 pub mod body_plan;
+pub mod body_read;
 pub mod bulk;
 pub mod client_ip;
 pub mod config;

@@ -1,7 +1,13 @@
 //! Attacker-controlled text in log lines, one decision: how it is cut and how it is escaped.
 //! Decision modules keep the details of a refusal raw and only bounded in length ([`bound`]);
-//! the proxy escapes every value once, with [`escape`], where it writes the line. (Escaping in
-//! both places showed a `\` in a refused path as `\\\\`.)
+//! every value is escaped once, with [`escape`], where the line is written: here, in
+//! [`denial`], [`upstream`] and [`access`]. (Escaping in both places showed a `\` in a refused
+//! path as `\\\\`.)
+
+use crate::reject::Reject;
+use log::{info, warn};
+use pingora::http::RequestHeader;
+use std::net::IpAddr;
 
 /// The most characters of one detail a refusal keeps.
 pub const MAX_DETAIL_CHARS: usize = 200;
@@ -36,6 +42,64 @@ pub fn escape(raw: &[u8]) -> String {
         }
     }
     s
+}
+
+/// The sensor's name for a log line (`-` before authentication).
+fn sensor_field(sensor: Option<&str>) -> String {
+    escape(sensor.unwrap_or("-").as_bytes())
+}
+
+/// The client's address for a log line (`-` before it is known).
+fn client_field(client: Option<IpAddr>) -> String {
+    client.map_or("-".to_string(), |ip| ip.to_string())
+}
+
+/// Logs a refusal once: who, from where, what and why.
+pub fn denial(sensor: Option<&str>, client: Option<IpAddr>, req: &RequestHeader, r: &Reject) {
+    warn!(
+        "denied sensor={} ip={} method={} path={} reason={} detail={}",
+        sensor_field(sensor),
+        client_field(client),
+        req.method,
+        escape(req.raw_path()),
+        r.label(),
+        escape(r.to_string().as_bytes()),
+    );
+}
+
+/// Logs an upstream problem (`what`: `error`, `timeout`) with the request it hit.
+pub fn upstream(
+    what: &str,
+    sensor: Option<&str>,
+    req: &RequestHeader,
+    detail: std::fmt::Arguments<'_>,
+) {
+    warn!(
+        "upstream {what} sensor={} path={}: {detail}",
+        sensor_field(sensor),
+        escape(req.raw_path()),
+    );
+}
+
+/// Logs a finished request (`esProxyAccessLog`).
+pub fn access(
+    sensor: Option<&str>,
+    client: Option<IpAddr>,
+    req: &RequestHeader,
+    status: u16,
+    route: Option<&str>,
+    e: Option<&pingora::Error>,
+) {
+    info!(
+        "access sensor={} ip={} method={} path={} status={} route={}{}",
+        sensor_field(sensor),
+        client_field(client),
+        req.method,
+        escape(req.raw_path()),
+        status,
+        route.unwrap_or("-"),
+        e.map_or(String::new(), |e| format!(" error={:?}", e.etype())),
+    );
 }
 
 #[cfg(test)]

@@ -32,10 +32,11 @@ use crate::allowlist;
 use crate::auth::{self, Sensors};
 use crate::body_flow::BodyFlow;
 use crate::body_plan::{self, Plan};
+use crate::body_read::{self, Rest};
 use crate::client_ip::{self, XffConfig};
 use crate::connection::{self, Ticket};
 use crate::framing::{self, BodyHead};
-use crate::logline::escape;
+use crate::logline;
 use crate::metrics;
 use crate::policy::Policy;
 use crate::reject::{Failure, Reject};
@@ -47,7 +48,6 @@ use crate::upstream::Pool;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
-use log::{info, warn};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -150,34 +150,17 @@ impl EsProxy {
                 snap.policy.limits.max_header_bytes,
             )?;
         }
-        let req = session.req_header();
-
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip().to_canonical())
             .unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-        let xff_lines: Vec<&[u8]> = if snap.xff.enabled() {
-            req.headers
-                .get_all(snap.xff.header_name())
-                .iter()
-                .map(|v| v.as_bytes())
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let client = client_ip::resolve(&snap.xff, peer, &xff_lines)?;
+        let req = session.req_header();
+        let client = client_ip::resolve_headers(&snap.xff, peer, &req.headers)?;
         ctx.client = Some(client);
-
-        let creds: Vec<&[u8]> = req
-            .headers
-            .get_all(http::header::AUTHORIZATION)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
         // A verified TLS client certificate (esProxyClientCA) can stand in for the password.
         let cert = crate::tls::client_cert(session).map(|c| c.names.as_slice());
-        let sensor = auth::authenticate_with_cert(&snap.sensors, &creds, client, cert)?;
+        let sensor = auth::authenticate_request(&snap.sensors, &req.headers, client, cert)?;
         ctx.sensor = Some(sensor.clone());
 
         let target = std::str::from_utf8(req.raw_path())
@@ -192,23 +175,11 @@ impl EsProxy {
                 inflated,
             } => ctx.body = BodyFlow::bulk(validator, inflated),
             Plan::Small(mut body) => {
-                if head.expects_continue {
-                    let _ = session.write_continue_response().await;
-                }
-                // Pingora's retry buffer keeps the body, so it is what goes upstream.
-                session.enable_retry_buffering();
-                loop {
-                    match session.read_request_body().await {
-                        Ok(Some(chunk)) => {
-                            body.push(&chunk, &snap.policy.limits)?;
-                            if self.pool.signer().is_some() {
-                                ctx.small_body.push(chunk);
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => return Err(Reject::BadBody(format!("reading body: {e}"))),
-                    }
-                }
+                let keep = self.pool.signer().is_some();
+                let limits = &snap.policy.limits;
+                ctx.small_body =
+                    body_read::small(session, &mut body, limits, head.expects_continue, keep)
+                        .await?;
                 body.check(&snap.policy, &sensor)?;
             }
         }
@@ -220,6 +191,40 @@ impl EsProxy {
         Ok(())
     }
 
+    /// The upstream head for peer `idx`: the canonical target that was validated (never the
+    /// raw one), only allowlisted sensor headers and our X-Forwarded-For, our credentials in
+    /// place of the sensor's.
+    fn upstream_head(&self, up: &mut RequestHeader, ctx: &Ctx, idx: usize) -> Result<()> {
+        let Some(route) = ctx.route.as_ref() else {
+            return Error::e_explain(ErrorType::InternalError, "no admitted route");
+        };
+        up.set_raw_path(route.forward.as_bytes())?;
+        crate::upstream_head::rewrite(up, ctx.client, ctx.body.forwards_inflated())?;
+        self.pool.prepare_header(idx, up)
+    }
+
+    /// Peer `i` failed (`why`, for the pool's log; `kind`, for the metrics): out of the pool
+    /// until a health check brings it back, and not tried again by this request.
+    fn peer_failed(&self, ctx: &mut Ctx, i: usize, why: &str, kind: &'static str) {
+        self.pool.mark_down(i, why);
+        metrics::upstream_error(self.pool.name(i), kind);
+        ctx.failed.push(i);
+    }
+
+    /// Refuses the request: counted and logged once, answered, and remembered (so that no
+    /// later hook logs or answers it again). The status written, or 0.
+    async fn refuse(&self, session: &mut Session, ctx: &mut Ctx, r: Reject) -> u16 {
+        self.log_denial(session, ctx, &r);
+        let code = respond::refusal(session, &r).await.unwrap_or(0);
+        ctx.reject = Some(r);
+        code
+    }
+
+    fn log_denial(&self, session: &Session, ctx: &Ctx, r: &Reject) {
+        metrics::denial(ctx.sensor.as_deref(), r.label());
+        logline::denial(ctx.sensor.as_deref(), ctx.client, session.req_header(), r);
+    }
+
     /// Re-sends a bulk whose attempt failed (ES back-pressure, or the connection to ES broke)
     /// from its held, validated body. `Some(status)` when an answer was written to the sensor.
     async fn replay_bulk(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> Option<u16> {
@@ -227,42 +232,45 @@ impl EsProxy {
             return None;
         }
         let deadline = replay::deadline(ctx.started);
-        // The rest of the body the sensor is still sending: validate and hold it too, as long
-        // as it keeps coming (a body idle past esProxyBodyIdleTimeout ends the request here too).
-        while ctx.body.awaits_more()? {
-            let idle_at = ctx.conn.as_ref().map(|t| ctx.last_body + t.body_idle());
-            let until = idle_at.map_or(deadline, |i| i.min(deadline));
-            let read = tokio::time::timeout_at(until.into(), session.read_request_body()).await;
-            let chunk = match read {
-                Ok(Ok(chunk)) => chunk,
-                Err(_) if idle_at.is_some_and(|i| i <= deadline) => {
-                    return Some(self.end_idle_body(session, ctx).await);
-                }
-                Ok(Err(e)) if connection::is_body_idle(&e) => {
-                    return Some(self.end_idle_body(session, ctx).await);
-                }
-                _ => return None,
-            };
-            ctx.last_body = Instant::now();
-            let eos = chunk.is_none() || session.is_body_done();
-            if let Err(r) = ctx.body.feed(ctx.sensor.as_deref(), chunk, eos) {
-                self.log_denial(session, ctx, &r);
-                let code = respond::refusal(session, &r).await.unwrap_or(0);
-                ctx.reject = Some(r);
-                return Some(code);
+        let idle = ctx.conn.as_ref().map(Ticket::body_idle);
+        let sensor = ctx.sensor.clone();
+        let rest = body_read::rest_of_bulk;
+        match rest(
+            session,
+            &mut ctx.body,
+            sensor.as_deref(),
+            &mut ctx.last_body,
+            idle,
+            deadline,
+        )
+        .await
+        {
+            Rest::Complete => {}
+            Rest::Unheld => return None,
+            Rest::Idle => {
+                // The same 408 as when Pingora's own body read times out.
+                connection::body_idle_passed(ctx.sensor.as_deref(), ctx.client);
+                ctx.body.refused();
+                let r = Reject::BodyTimeout(
+                    "no body byte within esProxyBodyIdleTimeout (replay)".into(),
+                );
+                ctx.reject = Some(r.clone());
+                return Some(respond::refusal(session, &r).await.unwrap_or(0));
             }
+            Rest::Refused(r) => return Some(self.refuse(session, ctx, r).await),
         }
+        let method = &session.req_header().method;
+        let resend = |ctx: &Ctx| {
+            let route = ctx.route.as_ref();
+            route.is_some_and(|r| ctx.body.after_timeout(method, r) == AfterTimeout::Resend)
+        };
         if ctx.timed_out {
-            let route = ctx.route.as_ref()?;
-            let verdict = ctx.body.after_timeout(&session.req_header().method, route);
-            if verdict != AfterTimeout::Resend {
+            if !resend(ctx) {
                 return None;
             }
             metrics::timeout_resend("bulk");
         }
-        let resend_after_timeout = ctx.route.as_ref().is_some_and(|r| {
-            ctx.body.after_timeout(&session.req_header().method, r) == AfterTimeout::Resend
-        });
+        let resend_after_timeout = resend(ctx);
         let (head, held) = ctx.body.replayable()?;
         let answer = self
             .replayer
@@ -272,162 +280,68 @@ impl EsProxy {
         Some(respond::replayed(session, answer).await)
     }
 
-    /// A request to a SigV4 cluster: its body is read, validated and held whole (bounded by
-    /// `esProxySigV4MaxBody`, 413 above), mirrored, then sent by the replayer, signed for each
-    /// attempt, and ES's answer relayed. `Ok(true)`: answered here.
+    /// A request to a SigV4 cluster: its whole body is read, validated, mirrored and held
+    /// (`body_read::whole_to_sign`), then the replayer sends it, signed for each attempt, and
+    /// ES's answer is relayed. Always answered here (`Ok(true)`).
     async fn forward_signed(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let Some(route) = ctx.route.as_ref() else {
-            return Error::e_explain(ErrorType::InternalError, "no admitted route");
-        };
+        let mut up = session.req_header().clone();
+        self.upstream_head(&mut up, ctx, 0)?;
+        ctx.body.start_mirror(&up, self.tee.as_ref(), ctx.has_body);
         let max = self.pool.signer().map_or(0, |s| s.max_body());
         let deadline = replay::deadline(ctx.started);
-        let mut up = session.req_header().clone();
-        up.set_raw_path(route.forward.as_bytes())?;
-        crate::upstream_head::rewrite(&mut up, ctx.client, ctx.body.forwards_inflated())?;
-        self.pool.prepare_header(0, &mut up)?;
-        ctx.body.start_mirror(&up, self.tee.as_ref(), ctx.has_body);
-        let mut held = replay::Held::new(replay::HoldBudget::new(usize::MAX), max);
-        let too_large = || Reject::TooLarge(format!("body over esProxySigV4MaxBody {max}"));
-        let sensor = ctx.sensor.clone();
-        let mut refused = None;
         let small = std::mem::take(&mut ctx.small_body);
-        if !small.is_empty() {
-            let n = small.len();
-            for (i, c) in small.into_iter().enumerate() {
-                if let Ok(Some(out)) = ctx.body.feed(sensor.as_deref(), Some(c), i + 1 == n) {
-                    held.push(&out);
-                }
-            }
-        } else if !ctx.has_body {
-            let _ = ctx.body.feed(sensor.as_deref(), None, true);
-        } else if crate::framing::content_length(&up.headers).is_some_and(|n| n > max as u64) {
-            refused = Some(too_large());
-        } else {
-            loop {
-                let read = tokio::time::timeout_at(deadline.into(), session.read_request_body());
-                let Ok(Ok(chunk)) = read.await else {
-                    ctx.body.refused();
-                    return Error::e_explain(ErrorType::ReadError, "reading a body to sign");
-                };
-                let eos = chunk.is_none() || session.is_body_done();
-                match ctx.body.feed(sensor.as_deref(), chunk, eos) {
-                    Ok(out) => {
-                        if let Some(b) = out {
-                            held.push(&b);
-                        }
-                        if !held.is_holding() {
-                            refused = Some(too_large());
-                        }
-                    }
-                    Err(r) => refused = Some(r),
-                }
-                if eos || refused.is_some() {
-                    break;
-                }
-            }
-        }
-        if let Some(r) = refused {
-            ctx.body.refused();
-            self.log_denial(session, ctx, &r);
-            respond::refusal(session, &r).await?;
-            ctx.reject = Some(r);
-            return Ok(true);
-        }
-        held.finish();
-        let resend_after_timeout = ctx.route.as_ref().is_some_and(|r| {
-            ctx.body
-                .after_timeout_of(&session.req_header().method, r, &held)
-                == AfterTimeout::Resend
-        });
-        match self
-            .replayer
-            .send_signed(&up, &held, deadline, resend_after_timeout)
-            .await
+        let declared = framing::content_length(&up.headers);
+        let sensor = ctx.sensor.clone();
+        let whole = body_read::whole_to_sign;
+        let held = match whole(
+            session,
+            &mut ctx.body,
+            sensor.as_deref(),
+            small,
+            ctx.has_body,
+            declared,
+            max,
+            deadline,
+        )
+        .await?
         {
+            Ok(held) => held,
+            Err(r) => {
+                self.log_denial(session, ctx, &r);
+                respond::refusal(session, &r).await?;
+                ctx.reject = Some(r);
+                return Ok(true);
+            }
+        };
+        let resend_after_timeout = ctx.route.as_ref().is_some_and(|r| {
+            let method = &session.req_header().method;
+            ctx.body.after_timeout_of(method, r, &held) == AfterTimeout::Resend
+        });
+        let sent = self
+            .replayer
+            .send_signed(&up, &held, deadline, resend_after_timeout);
+        match sent.await {
             Some(a) => {
                 respond::replayed(session, a).await;
             }
             None => {
-                warn!(
-                    "upstream error sensor={} path={}: no answer to a signed request",
-                    escape(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
-                    escape(session.req_header().raw_path()),
-                );
+                let why = format_args!("no answer to a signed request");
+                logline::upstream("error", ctx.sensor.as_deref(), session.req_header(), why);
                 respond::bad_gateway(session).await;
             }
         }
         Ok(true)
     }
 
-    /// Logs a refusal once, with who, from where, what and why.
-    /// Ends a request whose body stopped coming while a replay waited for the rest of it: the
-    /// same 408 as when Pingora's own body read times out.
-    async fn end_idle_body(&self, session: &mut Session, ctx: &mut Ctx) -> u16 {
-        connection::body_idle_passed(ctx.sensor.as_deref(), ctx.client);
-        ctx.body.refused();
-        let r = Reject::BodyTimeout("no body byte within esProxyBodyIdleTimeout (replay)".into());
-        let code = respond::refusal(session, &r).await.unwrap_or(0);
-        ctx.reject = Some(r);
-        code
-    }
-
-    fn log_denial(&self, session: &Session, ctx: &Ctx, r: &Reject) {
-        metrics::denial(ctx.sensor.as_deref(), r.label());
-        let req = session.req_header();
-        warn!(
-            "denied sensor={} ip={} method={} path={} reason={} detail={}",
-            escape(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
-            ctx.client.map_or("-".to_string(), |ip| ip.to_string()),
-            req.method,
-            escape(req.raw_path()),
-            r.label(),
-            escape(r.to_string().as_bytes()),
-        );
-    }
-
     /// Answers a failure that is not one of our refusals.
     async fn respond_failure(&self, session: &mut Session, e: &Error, ctx: &Ctx) -> u16 {
         let failure = Failure::of(e);
-        match failure {
-            Failure::Status(c) => {
-                let _ = session.respond_error(c).await;
-            }
-            Failure::UpstreamBroke => {
-                if let Some(i) = ctx.peer {
-                    metrics::upstream_error(self.pool.name(i), "proxy");
-                }
-                warn!(
-                    "upstream error sensor={} path={}: {}",
-                    escape(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
-                    escape(session.req_header().raw_path()),
-                    e
-                );
-                return respond::bad_gateway(session).await;
-            }
-            Failure::NoPeer => {
-                warn!("no Elasticsearch peer reachable: {e}");
-                return respond::bad_gateway(session).await;
-            }
-            Failure::UpstreamTimeout => {
-                // Counted and the node marked down when it happened; say why no re-send.
-                let why = match &ctx.route {
-                    Some(r) => match ctx.body.after_timeout(&session.req_header().method, r) {
-                        AfterTimeout::GatewayTimeout(why) => why,
-                        AfterTimeout::Resend => "no other node answered within the budget",
-                    },
-                    None => "no route",
-                };
-                warn!(
-                    "upstream timeout sensor={} path={}: 504, not sent again: {why}: {}",
-                    escape(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
-                    escape(session.req_header().raw_path()),
-                    e
-                );
-                return respond::gateway_timeout(session).await;
-            }
-            Failure::ClientGone => {}
+        if let (Failure::UpstreamBroke, Some(i)) = (&failure, ctx.peer) {
+            metrics::upstream_error(self.pool.name(i), "proxy");
         }
-        failure.status()
+        let method = &session.req_header().method;
+        let why = ctx.body.not_resent_because(method, ctx.route.as_ref());
+        respond::failure(session, e, failure, ctx.sensor.as_deref(), why).await
     }
 }
 
@@ -466,27 +380,20 @@ impl ProxyHttp for EsProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        match self.admit(session, ctx).await {
-            Ok(()) => {
-                // Authenticated: the connection leaves the unauthenticated caps, and its body
-                // may idle only so long (a read timeout ends the request and cuts upstream).
-                if let Some(t) = &ctx.conn {
-                    t.authenticated();
-                    session.set_read_timeout(Some(t.body_idle()));
-                }
-                // SigV4 hashes the body: it is sent whole, by us, not streamed by Pingora.
-                if self.pool.signer().is_some() {
-                    return self.forward_signed(session, ctx).await;
-                }
-                Ok(false)
-            }
-            Err(r) => {
-                self.log_denial(session, ctx, &r);
-                respond::refusal(session, &r).await?;
-                ctx.reject = Some(r);
-                Ok(true)
-            }
+        if let Err(r) = self.admit(session, ctx).await {
+            self.log_denial(session, ctx, &r);
+            respond::refusal(session, &r).await?;
+            ctx.reject = Some(r);
+            return Ok(true);
         }
+        if let Some(t) = &ctx.conn {
+            t.admitted(session);
+        }
+        // SigV4 hashes the body: it is sent whole, by us, not streamed by Pingora.
+        if self.pool.signer().is_some() {
+            return self.forward_signed(session, ctx).await;
+        }
+        Ok(false)
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -511,9 +418,7 @@ impl ProxyHttp for EsProxy {
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(i) = ctx.peer.take() {
-            self.pool.mark_down(i, "connect failed");
-            metrics::upstream_error(self.pool.name(i), "connect");
-            ctx.failed.push(i);
+            self.peer_failed(ctx, i, "connect failed", "connect");
         }
         retry::after_connect_failure(&mut e, ctx.failed.len(), self.pool.len());
         e
@@ -525,15 +430,10 @@ impl ProxyHttp for EsProxy {
         up: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let (Some(route), Some(idx)) = (ctx.route.as_ref(), ctx.peer) else {
-            return Error::e_explain(ErrorType::InternalError, "no admitted route or peer");
+        let Some(idx) = ctx.peer else {
+            return Error::e_explain(ErrorType::InternalError, "no peer");
         };
-        // The canonical target that was validated, never the raw one.
-        up.set_raw_path(route.forward.as_bytes())?;
-        // Only allowlisted headers of the sensor's, and our X-Forwarded-For.
-        crate::upstream_head::rewrite(up, ctx.client, ctx.body.forwards_inflated())?;
-        // The sensor's credentials never go upstream; ours replace them.
-        self.pool.prepare_header(idx, up)?;
+        self.upstream_head(up, ctx, idx)?;
         ctx.body
             .start_attempt(up, &self.replayer, self.tee.as_ref(), ctx.has_body);
         Ok(())
@@ -570,18 +470,15 @@ impl ProxyHttp for EsProxy {
             // The node went silent: out of the pool at once (a health check brings it back).
             ctx.timed_out = true;
             if let Some(i) = ctx.peer {
-                self.pool.mark_down(i, "went silent");
-                metrics::upstream_error(self.pool.name(i), "timeout");
-                ctx.failed.push(i);
+                self.peer_failed(ctx, i, "went silent", "timeout");
             }
-            let resend = ctx.reject.is_none()
-                && !ctx.body.is_bulk()
-                && session.response_written().is_none()
-                && ctx.route.as_ref().is_some_and(|r| {
-                    ctx.body.after_timeout(&session.req_header().method, r) == AfterTimeout::Resend
-                });
+            let method = &session.req_header().method;
             let attempt = retry::AfterTimeout {
-                resend,
+                resend: ctx.reject.is_none()
+                    && session.response_written().is_none()
+                    && ctx
+                        .body
+                        .pingora_resends_after_timeout(method, ctx.route.as_ref()),
                 body_truncated: session.as_ref().retry_buffer_truncated(),
                 peer_left: ctx.failed.len() < self.pool.len(),
                 budget_left: ctx.started.elapsed() < replay::BUDGET,
@@ -683,19 +580,11 @@ impl ProxyHttp for EsProxy {
             sent: session.body_bytes_sent(),
             upstream_sent: session.upstream_body_bytes_sent(),
         });
-        if !ctx.snap.access_log {
-            return;
+        if ctx.snap.access_log {
+            let route = ctx.route.as_ref().map(|r| r.class.label());
+            let req = session.req_header();
+            logline::access(ctx.sensor.as_deref(), ctx.client, req, status, route, e);
         }
-        info!(
-            "access sensor={} ip={} method={} path={} status={} route={}{}",
-            escape(ctx.sensor.as_deref().unwrap_or("-").as_bytes()),
-            ctx.client.map_or("-".to_string(), |ip| ip.to_string()),
-            session.req_header().method,
-            escape(session.req_header().raw_path()),
-            status,
-            ctx.route.as_ref().map_or("-", |r| r.class.label()),
-            e.map_or(String::new(), |e| format!(" error={:?}", e.etype())),
-        );
     }
 }
 

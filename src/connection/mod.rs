@@ -113,6 +113,14 @@ impl Ticket {
         drop(released);
     }
 
+    /// The request was admitted: [`Ticket::authenticated`], and its body may now go only
+    /// `esProxyBodyIdleTimeout` without a byte (a read timeout ends the request and cuts the
+    /// upstream request).
+    pub fn admitted(&self, session: &mut pingora::proxy::Session) {
+        self.authenticated();
+        session.set_read_timeout(Some(self.body_idle()));
+    }
+
     /// How long the request body may go without a byte.
     pub fn body_idle(&self) -> Duration {
         self.0.body_idle

@@ -19,6 +19,7 @@ use ipnet::IpNet;
 use ring::hmac;
 
 use crate::client_ip::parse_net;
+use crate::framing::trim_ows;
 use crate::reject::Reject;
 
 /// One configured sensor. A missing part turns that check off (the config warns about a sensor
@@ -299,16 +300,6 @@ const BASIC_ENGINE: base64::engine::GeneralPurpose = base64::engine::GeneralPurp
     base64::engine::GeneralPurposeConfig::new()
         .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
 );
-
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
-}
 
 #[cfg(test)]
 mod tests {

@@ -24,6 +24,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::IpNet;
 use regex::Regex;
 
+use crate::framing::trim_ows;
 use crate::reject::Reject;
 
 /// Largest accepted forwarding header (all lines joined with `,`), in bytes.
@@ -296,17 +297,6 @@ pub fn resolve(cfg: &XffConfig, peer: IpAddr, header_lines: &[&[u8]]) -> Result<
         }
     }
     Ok(leftmost)
-}
-
-/// Strips optional whitespace (SP / HTAB) around an entry.
-fn trim_ows(mut s: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = s {
-        s = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = s {
-        s = rest;
-    }
-    s
 }
 
 /// One forwarding entry: `IPv4`, `IPv4:port`, `IPv6`, `[IPv6]` or `[IPv6]:port`, canonicalised.

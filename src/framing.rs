@@ -120,6 +120,18 @@ pub fn check_head(raw: &[u8], max_header_bytes: usize) -> Result<(), Reject> {
     Ok(())
 }
 
+/// A header value (or one entry of a list) without HTTP's optional whitespace (SP / HTAB)
+/// around it (RFC 9110 §5.6.3); shared by the modules that read header values.
+pub fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,8 +7,28 @@
 use super::error::Warning;
 use super::lookup::{Builder, Found};
 
+/// `[$keys]` and the SigV4 keys, which are read alike from the node's section and from `[tee]`
+/// (config/sigv4.rs): one list of them for both sections.
+macro_rules! with_sigv4_keys {
+    ([$($key:literal),* $(,)?]) => {
+        &[
+            $($key,)*
+            "esProxySigV4",
+            "esProxySigV4Region",
+            "esProxySigV4Service",
+            "esProxySigV4CredentialUrl",
+            "esProxySigV4CredentialCert",
+            "esProxySigV4CredentialKey",
+            "esProxySigV4RoleArn",
+            "esProxySigV4AccessKeyId",
+            "esProxySigV4SecretAccessKey",
+            "esProxySigV4SessionToken",
+        ]
+    };
+}
+
 /// Keys read from the node's section or `[default]`.
-pub const NODE_KEYS: &[&str] = &[
+pub const NODE_KEYS: &[&str] = with_sigv4_keys!([
     "elasticsearch",
     "esProxyPort",
     "esProxyHost",
@@ -50,21 +70,11 @@ pub const NODE_KEYS: &[&str] = &[
     "esProxyMaxUnauthenticated",
     "esProxyMaxUnauthenticatedPerClient",
     "esProxyConnLimitExempt",
-    "esProxySigV4",
-    "esProxySigV4Region",
-    "esProxySigV4Service",
-    "esProxySigV4CredentialUrl",
-    "esProxySigV4CredentialCert",
-    "esProxySigV4CredentialKey",
-    "esProxySigV4RoleArn",
-    "esProxySigV4AccessKeyId",
-    "esProxySigV4SecretAccessKey",
-    "esProxySigV4SessionToken",
     "esProxySigV4MaxBody",
-];
+]);
 
 /// Keys read from `[tee]`.
-pub const TEE_KEYS: &[&str] = &[
+pub const TEE_KEYS: &[&str] = with_sigv4_keys!([
     "elasticsearch",
     "elasticsearchAPIKey",
     "elasticsearchBasicAuth",
@@ -73,17 +83,7 @@ pub const TEE_KEYS: &[&str] = &[
     "esClientKey",
     "esClientKeyPass",
     "insecure",
-    "esProxySigV4",
-    "esProxySigV4Region",
-    "esProxySigV4Service",
-    "esProxySigV4CredentialUrl",
-    "esProxySigV4CredentialCert",
-    "esProxySigV4CredentialKey",
-    "esProxySigV4RoleArn",
-    "esProxySigV4AccessKeyId",
-    "esProxySigV4SecretAccessKey",
-    "esProxySigV4SessionToken",
-];
+]);
 
 /// Keys read from `[xff]`.
 pub const XFF_KEYS: &[&str] = &[

@@ -356,6 +356,24 @@ pub fn request(
     read_response(&mut BufReader::new(s))
 }
 
+/// POSTs a `_bulk` as capture does: JSON, with the sensor's `Authorization` value (none when
+/// writing straight to a node), and `Content-Encoding: gzip` when `gzip`.
+pub fn post_bulk(
+    addr: SocketAddr,
+    authorization: Option<&str>,
+    body: &[u8],
+    gzip: bool,
+) -> Response {
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(a) = authorization {
+        headers.insert(0, ("Authorization", a));
+    }
+    if gzip {
+        headers.push(("Content-Encoding", "gzip"));
+    }
+    request(addr, "POST", "/_bulk", &headers, body)
+}
+
 /// Reads one response (Content-Length, chunked, or until close).
 pub fn read_response<R: Read>(r: &mut BufReader<R>) -> Response {
     let mut line = String::new();

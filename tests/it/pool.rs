@@ -128,17 +128,7 @@ fn load(
                         let gz = gzip(body.as_bytes());
                         let auth = crate::harness::basic(AUTH);
                         let start = Instant::now();
-                        let r = crate::harness::request(
-                            addr,
-                            "POST",
-                            "/_bulk",
-                            &[
-                                ("Authorization", auth.as_str()),
-                                ("Content-Type", "application/json"),
-                                ("Content-Encoding", "gzip"),
-                            ],
-                            &gz,
-                        );
+                        let r = crate::harness::post_bulk(addr, Some(&auth), &gz, true);
                         sent += 1;
                         if ok_bulk(&r) {
                             acked += 1;

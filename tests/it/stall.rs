@@ -101,15 +101,19 @@ fn delaying_relay(target: SocketAddr, delay: Duration) -> SocketAddr {
     addr
 }
 
-/// The fleet layout with fast health checks, a metrics listener and `extra` keys.
-fn ini(urls: &str, metrics: u16, extra: &str) -> String {
-    crate::fleet_ini(
+/// A proxy over `urls` with health checks every `interval` s (each at most `timeout` s), a
+/// metrics listener (whose address is returned) and `extra` keys.
+fn start_proxy(urls: &str, interval: u64, timeout: u64, extra: &str) -> (Proxy, SocketAddr) {
+    let metrics = free_port();
+    let ini = crate::fleet_ini(
         urls,
         &format!(
-            "esProxyHealthCheckInterval=2\nesProxyHealthCheckTimeout=1\n\
+            "esProxyHealthCheckInterval={interval}\nesProxyHealthCheckTimeout={timeout}\n\
              esProxyMetricsPort={metrics}\n{extra}"
         ),
-    )
+    );
+    let p = Proxy::start(&ini, "default");
+    (p, format!("127.0.0.1:{metrics}").parse().unwrap())
 }
 
 /// Capture-like random ids (`YYMMDD-` and 24 characters of base64url).
@@ -146,16 +150,7 @@ fn bulk(seed: u64, docs: usize) -> (Vec<u8>, Vec<String>) {
 /// node, whose id is returned.
 fn warm_index(es: &Osmem) -> Vec<String> {
     let (gz, ids) = bulk(999, 1);
-    let r = crate::harness::request(
-        es.addr,
-        "POST",
-        "/_bulk",
-        &[
-            ("Content-Type", "application/json"),
-            ("Content-Encoding", "gzip"),
-        ],
-        &gz,
-    );
+    let r = crate::harness::post_bulk(es.addr, None, &gz, true);
     assert_eq!(r.status, 200, "{}", r.text());
     ids
 }
@@ -176,17 +171,7 @@ fn run_sensors(
                     .map(|n| {
                         let (gz, ids) = bulk(s * 100 + n, docs);
                         let start = Instant::now();
-                        let r = crate::harness::request(
-                            addr,
-                            "POST",
-                            "/_bulk",
-                            &[
-                                ("Authorization", auth.as_str()),
-                                ("Content-Type", "application/json"),
-                                ("Content-Encoding", "gzip"),
-                            ],
-                            &gz,
-                        );
+                        let r = crate::harness::post_bulk(addr, Some(&auth), &gz, true);
                         let ok = r.status == 200 && r.json()["errors"] == false;
                         if !ok {
                             eprintln!("bulk {s}/{n}: {} {}", r.status, r.text());
@@ -208,13 +193,8 @@ fn node_that_never_answers_costs_one_timeout_and_loses_or_doubles_no_bulk() {
     let a = Osmem::start();
     lean_sessions_template(&a);
     let mute = Mute::start();
-    let metrics = free_port();
     // The default esProxyUpstreamTimeout (30 s); the mute node first, so early bulks reach it.
-    let p = Proxy::start(
-        &ini(&format!("http://{},{}", mute.addr, a.url()), metrics, ""),
-        "default",
-    );
-    let maddr: SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
+    let (p, maddr) = start_proxy(&format!("http://{},{}", mute.addr, a.url()), 2, 1, "");
     let results = run_sensors(&p, 3, 10, 20);
     let sent: BTreeSet<String> = results.iter().flat_map(|r| r.2.clone()).collect();
     let acked = results.iter().filter(|r| r.0).count();
@@ -261,19 +241,13 @@ fn slow_but_healthy_node_is_never_cut_off_nor_sent_a_bulk_twice() {
     lean_sessions_template(&a);
     let mut sent = warm_index(&a);
     let slow = delaying_relay(a.addr, Duration::from_secs(3));
-    let metrics = free_port();
     // Every answer is held 3 s; the timeout is 8 s.
-    let p = Proxy::start(
-        &crate::fleet_ini(
-            &format!("http://{slow}"),
-            &format!(
-                "esProxyHealthCheckInterval=10\nesProxyHealthCheckTimeout=5\n\
-                 esProxyMetricsPort={metrics}\nesProxyUpstreamTimeout=8\n"
-            ),
-        ),
-        "default",
+    let (p, maddr) = start_proxy(
+        &format!("http://{slow}"),
+        10,
+        5,
+        "esProxyUpstreamTimeout=8\n",
     );
-    let maddr: SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
     let results = run_sensors(&p, 3, 2, 20);
     sent.extend(results.iter().flat_map(|r| r.2.clone()));
     let sent: BTreeSet<String> = sent.into_iter().collect();
@@ -310,19 +284,9 @@ fn silent_node_gets_a_504_for_a_bulk_without_ids_and_a_resend_for_a_read() {
     lean_sessions_template(&a);
     warm_index(&a);
     let mute = Mute::start();
-    let metrics = free_port();
     // Slow health checks: only the passive mark-down takes the mute node out.
-    let p = Proxy::start(
-        &crate::fleet_ini(
-            &format!("http://{},{}", mute.addr, a.url()),
-            &format!(
-                "esProxyHealthCheckInterval=60\nesProxyHealthCheckTimeout=1\n\
-                 esProxyMetricsPort={metrics}\nesProxyUpstreamTimeout=3\n"
-            ),
-        ),
-        "default",
-    );
-    let maddr: SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
+    let urls = format!("http://{},{}", mute.addr, a.url());
+    let (p, maddr) = start_proxy(&urls, 60, 1, "esProxyUpstreamTimeout=3\n");
     // Round robin starts at the mute node: an id-less bulk (autoGenerateId=true) goes there.
     let body = format!(
         "{{\"index\":{{\"_index\":\"{INDEX}\"}}}}\n{}\n",
@@ -360,18 +324,7 @@ fn silent_node_gets_a_504_for_a_bulk_without_ids_and_a_resend_for_a_read() {
     // A read that meets the silent node is sent to the other one. Put it back in rotation
     // first: only a passed health check would, so start a new proxy.
     drop(p);
-    let metrics = free_port();
-    let p = Proxy::start(
-        &crate::fleet_ini(
-            &format!("http://{},{}", mute.addr, a.url()),
-            &format!(
-                "esProxyHealthCheckInterval=60\nesProxyHealthCheckTimeout=1\n\
-                 esProxyMetricsPort={metrics}\nesProxyUpstreamTimeout=3\n"
-            ),
-        ),
-        "default",
-    );
-    let maddr2: SocketAddr = format!("127.0.0.1:{metrics}").parse().unwrap();
+    let (p, maddr2) = start_proxy(&urls, 60, 1, "esProxyUpstreamTimeout=3\n");
     let r = p.req(AUTH, "GET", "/_cluster/health", b"");
     assert_eq!(r.status, 200, "{}", r.text());
     let t = scrape(maddr2);

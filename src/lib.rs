@@ -7,13 +7,17 @@
 //! connection  ──► connection (caps: open / unauthenticated per client; deadlines to the first
 //!                  byte, the TLS handshake and whole head, between keep-alive requests; hands the
 //!                  body idle timeout on)
-//!             ──► proxy_protocol (PROXY v1/v2 header → the socket peer, read before HTTP/TLS)
+//!             ──► proxy_protocol (PROXY v1/v2 header → the socket peer, read by the gate before
+//!                             TLS and HTTP)
 //!             ──► tls        (listener certificate; a verified client certificate → node names)
 //! raw head    ──► framing    (ambiguous framing / oversized head → 400/431; the body's declared facts)
-//! socket peer ──► client_ip  (XFF / trusted proxies → the client's IP; never allows or denies by itself)
+//! socket peer ──► client_ip  (XFF / trusted proxies → the client's IP; refuses only an unreadable
+//!                             header from a trusted hop, never allows or denies a sensor)
 //!             ──► auth       (Basic and/or certificate names + client IP → sensor name, or 401)
 //!             ──► allowlist  (method + canonical path + query → Route, or Reject → 400)
 //!             ──► body_plan  (route + declared body → stream, bulk validator, or small body checked whole)
+//!             ──► body_read  (bodies we read ourselves: a small one whole, the rest of a held bulk
+//!                             for its replay, a signed request's whole body; how long and how much)
 //!             ──► upstream   (pick a healthy ES peer; TLS; our credentials replace the sensor's)
 //!             ──► upstream_head (only allowlisted sensor headers go upstream, and our XFF)
 //!             ──► body_flow  (per body chunk: bulk validated, held for replay, mirrored)
@@ -21,16 +25,18 @@
 //!                   ├ tee    (the validated bytes, mirrored in the background; never waits)
 //!                   └ replay (a held bulk ES refused with 429/503, lost, or left unanswered
 //!                            past esProxyUpstreamTimeout is sent again when that is safe)
-//!             ──► sigv4      (esProxySigV4: the body is held whole, then the request is sent by
-//!                             the replayer, signed per attempt; keys refreshed in the background)
+//!             ──► sigv4      (esProxySigV4: the body is held whole (body_read), then the request is
+//!                             sent by the replayer, signed per attempt; keys refreshed in the background)
 //!             ──► retry      (whether Pingora sends a failed attempt again)
 //!             ──► proxy      (glue: calls the above in order, answers refusals, logs denials)
 //! ```
-//! `config` is the only module that reads files; `reject` is the only place a refusal or a
+//! `config` reads the config file and checks that the files it names exist (`tls` and `upstream`
+//! load those certificates and keys); `policy` holds the request-check settings it builds for
+//! the decision modules; `reject` is the only place a refusal or a
 //! proxying failure becomes a status code and body; `json` owns strict JSON reading (the
 //! reference parser, the one-pass scanner and the action-line fast path, held to one definition
 //! of strict); `logline` is the one place attacker-controlled text is escaped for a log line;
-//! `respond` writes the answers the proxy makes itself (refusals, our 502, a replay's answer).
+//! `respond` writes the answers the proxy makes itself (refusals, our 502/504, a replay's answer).
 //! `simd` holds the byte-class searches the scanner runs on (the only `unsafe` in the crate).
 //! Around the data path: `metrics` records what happened (never decides), `reload` swaps the
 //! per-request settings on SIGHUP and ends the process after a graceful-shutdown drain.

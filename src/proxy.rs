@@ -8,9 +8,11 @@
 //! new_ctx                  the config snapshot and the start time (the replay budget's clock)
 //! on_connection_reuse      the connection gate's ticket (connection)
 //! request_filter           framing::check_head → client_ip → auth → allowlist::classify →
-//!                          framing::BodyHead → body_plan (small bodies: read, SmallBody::check);
-//!                          a refusal is logged once and answered here; admitted: the ticket
-//!                          is told, and the body idle timeout set
+//!                          framing::BodyHead → body_plan (small bodies: body_read::small,
+//!                          SmallBody::check); a refusal is logged once and answered here;
+//!                          admitted: Ticket::admitted (slot back, body idle timeout). SigV4:
+//!                          forward_signed (body_read::whole_to_sign, Replayer::send_signed)
+//!                          answers here
 //! upstream_peer            upstream::Pool::select (skipping peers that failed to connect)
 //! fail_to_connect          Pool::mark_down; retry::after_connect_failure
 //! upstream_request_filter  canonical target; upstream_head::rewrite; Pool::prepare_header;
@@ -22,10 +24,10 @@
 //! error_while_proxy        a silent peer (replay::is_timeout): Pool::mark_down and
 //!                          retry::after_timeout; else retry::after_proxy_error
 //! fail_to_proxy            an idle body (connection) becomes a refusal; then replay
-//!                          (BodyFlow + Replayer; after a timeout only what
-//!                          BodyFlow::after_timeout allows), else the refusal (reject), else
-//!                          the failure's status (reject::Failure)
-//! logging                  BodyFlow::finish (tee); metrics; the access line
+//!                          (body_read::rest_of_bulk, BodyFlow, Replayer; after a timeout only
+//!                          what BodyFlow::after_timeout allows), else the refusal (reject),
+//!                          else respond::failure (reject::Failure)
+//! logging                  BodyFlow::finish (tee); metrics; logline::access
 //! ```
 
 use crate::allowlist;

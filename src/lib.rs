@@ -18,7 +18,9 @@
 //!             ──► body_plan  (route + declared body → stream, bulk validator, or small body checked whole)
 //!             ──► body_read  (bodies we read ourselves: a small one whole, the rest of a held bulk
 //!                             for its replay, a signed request's whole body; how long and how much)
-//!             ──► upstream   (pick a healthy ES peer; TLS; our credentials replace the sensor's)
+//!             ──► upstream   (pick a healthy ES peer: every address of every name, names
+//!                             resolved again in the background; TLS; our credentials
+//!                             replace the sensor's)
 //!             ──► upstream_head (only allowlisted sensor headers go upstream, and our XFF)
 //!             ──► body_flow  (per body chunk: bulk validated, held for replay, mirrored)
 //!                   ├ bulk   (only complete, validated lines go upstream)

@@ -10,7 +10,7 @@ use esproxy::proxy::EsProxy;
 use esproxy::reload::{self, Drain, Reloader};
 use esproxy::replay::Replayer;
 use esproxy::tee::Tee;
-use esproxy::upstream::{HealthCheck, Pool};
+use esproxy::upstream::{HealthCheck, Pool, Resolve};
 use log::{error, info, warn};
 use pingora::listeners::{ListenerConfig, TcpSocketOptions};
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -64,8 +64,9 @@ fn main() -> ExitCode {
     for w in &warnings {
         warn!("{w}");
     }
-    // Building the pool loads certificates and resolves hosts: part of validating the config.
-    let pool = match Pool::new(&config.upstream) {
+    // Building the pool loads certificates and resolves hosts: part of validating the config
+    // (a name that does not resolve yet is a warning: it is resolved again in the background).
+    let pool = match Pool::new(&config.upstream, "es") {
         Ok(p) => Arc::new(p),
         Err(e) => {
             eprintln!("esproxy: config error: {}: {e}", config.file.display());
@@ -83,6 +84,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for p in std::iter::once(pool.clone()).chain(tee.as_ref().map(|t| t.pool())) {
+        for w in p.warnings() {
+            warn!("{}: {w}", config.file.display());
+        }
+    }
     // Listener certificate and key are checked here, so a bad pair is a config error (exit 2).
     let tls_settings = match config
         .listen
@@ -103,7 +109,7 @@ fn main() -> ExitCode {
             config.file.display(),
             config.node,
             config.sensors.len(),
-            pool.len()
+            config.upstream.urls.len()
         );
         return ExitCode::SUCCESS;
     }
@@ -179,13 +185,15 @@ fn run(
     }
     server.add_service(background_service(
         "es health check",
-        HealthCheck::new(pool),
+        HealthCheck::new(pool.clone()),
     ));
+    server.add_service(background_service("es resolver", Resolve::new(pool)));
     if let Some(tee) = &tee {
         server.add_service(background_service(
             "tee health check",
             HealthCheck::new(tee.pool()),
         ));
+        server.add_service(background_service("tee resolver", Resolve::new(tee.pool())));
     }
     server.add_service(background_service(
         "config reload",

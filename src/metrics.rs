@@ -46,6 +46,8 @@ struct Metrics {
     upstream_errors: IntCounterVec,
     timeout_resends: IntCounterVec,
     upstream_healthy: IntGaugeVec,
+    upstream_members: IntGaugeVec,
+    resolve_failures: IntCounterVec,
     tee_healthy: IntGaugeVec,
     tee_mirrored: IntCounter,
     tee_dropped: IntCounterVec,
@@ -178,6 +180,24 @@ impl Metrics {
                     &["peer"],
                 )
                 .expect("valid metric"),
+            ),
+            upstream_members: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "esproxy_upstream_members",
+                        "Addresses a configured ES name resolves to now (each is a pool member), \
+                         by cluster (es, tee) and name",
+                    ),
+                    &["cluster", "name"],
+                )
+                .expect("valid metric"),
+            ),
+            resolve_failures: counter_vec(
+                &r,
+                "esproxy_upstream_resolve_failures_total",
+                "Lookups of a configured ES host name that failed (its last addresses are kept)",
+                &["cluster", "name"],
             ),
             tee_healthy: register(
                 &r,
@@ -529,11 +549,27 @@ fn observe_latency(peer: &str, d: Duration) {
         .observe(d.as_secs_f64());
 }
 
+/// One gauge per current member: drained members disappear (the label set stays that of the
+/// pool as resolved now).
 fn set_health(gauge: &IntGaugeVec, pool: &Pool) {
-    for i in 0..pool.len() {
+    gauge.reset();
+    for m in pool.snapshot().iter() {
         gauge
-            .with_label_values(&[pool.name(i)])
-            .set(i64::from(pool.is_healthy(i)));
+            .with_label_values(&[m.label()])
+            .set(i64::from(m.is_healthy()));
+    }
+}
+
+/// Resolved members and failed lookups per configured name.
+fn export_resolution(m: &Metrics, pool: &Pool) {
+    let c = pool.cluster();
+    for (name, n) in pool.members_per_name() {
+        m.upstream_members
+            .with_label_values(&[c, &name])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    for (name, n) in pool.resolve_failures() {
+        raise(&m.resolve_failures.with_label_values(&[c, &name]), n);
     }
 }
 
@@ -588,10 +624,12 @@ pub fn render(pool: Option<&Pool>, tee: Option<&Tee>) -> Vec<u8> {
     m.in_flight.set(crate::proxy::in_flight() as i64);
     if let Some(pool) = pool {
         set_health(&m.upstream_healthy, pool);
+        export_resolution(m, pool);
         export_sigv4(m, pool);
     }
     if let Some(tee) = tee {
         export_tee(m, tee);
+        export_resolution(m, &tee.pool());
         export_sigv4(m, &tee.pool());
     }
     let mut out = Vec::new();

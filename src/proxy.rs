@@ -13,7 +13,8 @@
 //!                          admitted: Ticket::admitted (slot back, body idle timeout). SigV4:
 //!                          forward_signed (body_read::whole_to_sign, Replayer::send_signed)
 //!                          answers here
-//! upstream_peer            upstream::Pool::select (skipping peers that failed to connect)
+//! upstream_peer            upstream::Pool::select (skipping peers that failed to connect;
+//!                          a bulk: Pool::select_or_wait, for a host name to resolve or move)
 //! fail_to_connect          Pool::mark_down; retry::after_connect_failure
 //! upstream_request_filter  canonical target; upstream_head::rewrite; Pool::prepare_header;
 //!                          BodyFlow::start_attempt (replay hold, tee mirror)
@@ -46,7 +47,7 @@ use crate::replay::{self, AfterTimeout, Replayer};
 use crate::respond;
 use crate::retry;
 use crate::tee::Tee;
-use crate::upstream::Pool;
+use crate::upstream::{Member, Pool};
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -124,8 +125,8 @@ pub struct Ctx {
     /// The refusal that ended this request, if any (logged once, answered by `fail_to_proxy`).
     reject: Option<Reject>,
     /// Peer used by the current attempt and peers that failed to connect.
-    peer: Option<usize>,
-    failed: Vec<usize>,
+    peer: Option<Arc<Member>>,
+    failed: Vec<u64>,
     /// In-flight count and upstream latency clock (metrics only).
     obs: metrics::RequestObs,
     /// The body on its way upstream: bulk validation, replay hold, tee mirror.
@@ -193,24 +194,33 @@ impl EsProxy {
         Ok(())
     }
 
-    /// The upstream head for peer `idx`: the canonical target that was validated (never the
+    /// The upstream head for `member` (`None`: the first configured name, for a request the
+    /// replayer sends and prepares again per member): the canonical target that was validated (never the
     /// raw one), only allowlisted sensor headers and our X-Forwarded-For, our credentials in
     /// place of the sensor's.
-    fn upstream_head(&self, up: &mut RequestHeader, ctx: &Ctx, idx: usize) -> Result<()> {
+    fn upstream_head(
+        &self,
+        up: &mut RequestHeader,
+        ctx: &Ctx,
+        member: Option<&Member>,
+    ) -> Result<()> {
         let Some(route) = ctx.route.as_ref() else {
             return Error::e_explain(ErrorType::InternalError, "no admitted route");
         };
         up.set_raw_path(route.forward.as_bytes())?;
         crate::upstream_head::rewrite(up, ctx.client, ctx.body.forwards_inflated())?;
-        self.pool.prepare_header(idx, up)
+        match member {
+            Some(m) => self.pool.prepare_header(m, up),
+            None => self.pool.prepare_header_default(up),
+        }
     }
 
-    /// Peer `i` failed (`why`, for the pool's log; `kind`, for the metrics): out of the pool
+    /// Member `m` failed (`why`, for the pool's log; `kind`, for the metrics): out of the pool
     /// until a health check brings it back, and not tried again by this request.
-    fn peer_failed(&self, ctx: &mut Ctx, i: usize, why: &str, kind: &'static str) {
-        self.pool.mark_down(i, why);
-        metrics::upstream_error(self.pool.name(i), kind);
-        ctx.failed.push(i);
+    fn peer_failed(&self, ctx: &mut Ctx, m: &Member, why: &str, kind: &'static str) {
+        self.pool.mark_down(m, why);
+        metrics::upstream_error(m.name(), kind);
+        ctx.failed.push(m.id());
     }
 
     /// Refuses the request: counted and logged once, answered, and remembered (so that no
@@ -276,7 +286,13 @@ impl EsProxy {
         let (head, held) = ctx.body.replayable()?;
         let answer = self
             .replayer
-            .run(head, held, ctx.peer, deadline, resend_after_timeout)
+            .run(
+                head,
+                held,
+                ctx.peer.as_ref().map(|m| m.id()),
+                deadline,
+                resend_after_timeout,
+            )
             .await?;
         ctx.body.mark_replayed();
         Some(respond::replayed(session, answer).await)
@@ -287,7 +303,7 @@ impl EsProxy {
     /// ES's answer is relayed. Always answered here (`Ok(true)`).
     async fn forward_signed(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let mut up = session.req_header().clone();
-        self.upstream_head(&mut up, ctx, 0)?;
+        self.upstream_head(&mut up, ctx, None)?;
         ctx.body.start_mirror(&up, self.tee.as_ref(), ctx.has_body);
         let max = self.pool.signer().map_or(0, |s| s.max_body());
         let deadline = replay::deadline(ctx.started);
@@ -338,8 +354,8 @@ impl EsProxy {
     /// Answers a failure that is not one of our refusals.
     async fn respond_failure(&self, session: &mut Session, e: &Error, ctx: &Ctx) -> u16 {
         let failure = Failure::of(e);
-        if let (Failure::UpstreamBroke, Some(i)) = (&failure, ctx.peer) {
-            metrics::upstream_error(self.pool.name(i), "proxy");
+        if let (Failure::UpstreamBroke, Some(m)) = (&failure, &ctx.peer) {
+            metrics::upstream_error(m.name(), "proxy");
         }
         let method = &session.req_header().method;
         let why = ctx.body.not_resent_because(method, ctx.route.as_ref());
@@ -399,9 +415,16 @@ impl ProxyHttp for EsProxy {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        match self.pool.select(&ctx.failed) {
+        // A bulk waits (within its replay budget) for a name to resolve or move.
+        let chosen = if ctx.body.is_bulk() {
+            let deadline = replay::deadline(ctx.started);
+            self.pool.select_or_wait(&ctx.failed, deadline).await
+        } else {
+            self.pool.select(&ctx.failed)
+        };
+        match chosen {
             Some(chosen) => {
-                ctx.peer = Some(chosen.index);
+                ctx.peer = Some(chosen.member);
                 ctx.obs.upstream_started();
                 Ok(chosen.peer)
             }
@@ -419,10 +442,12 @@ impl ProxyHttp for EsProxy {
         ctx: &mut Ctx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        if let Some(i) = ctx.peer.take() {
-            self.peer_failed(ctx, i, "connect failed", "connect");
+        if let Some(m) = ctx.peer.take() {
+            self.peer_failed(ctx, &m, "connect failed", "connect");
         }
-        retry::after_connect_failure(&mut e, ctx.failed.len(), self.pool.len());
+        let bulk_may_wait =
+            ctx.body.is_bulk() && self.pool.follows_dns() && ctx.started.elapsed() < replay::BUDGET;
+        retry::after_connect_failure(&mut e, self.pool.untried(&ctx.failed), bulk_may_wait);
         e
     }
 
@@ -432,10 +457,10 @@ impl ProxyHttp for EsProxy {
         up: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let Some(idx) = ctx.peer else {
+        let Some(member) = ctx.peer.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no peer");
         };
-        self.upstream_head(up, ctx, idx)?;
+        self.upstream_head(up, ctx, Some(&member))?;
         ctx.body
             .start_attempt(up, &self.replayer, self.tee.as_ref(), ctx.has_body);
         Ok(())
@@ -471,8 +496,8 @@ impl ProxyHttp for EsProxy {
         if replay::is_timeout(&e) {
             // The node went silent: out of the pool at once (a health check brings it back).
             ctx.timed_out = true;
-            if let Some(i) = ctx.peer {
-                self.peer_failed(ctx, i, "went silent", "timeout");
+            if let Some(m) = ctx.peer.clone() {
+                self.peer_failed(ctx, &m, "went silent", "timeout");
             }
             let method = &session.req_header().method;
             let attempt = retry::AfterTimeout {
@@ -482,7 +507,7 @@ impl ProxyHttp for EsProxy {
                         .body
                         .pingora_resends_after_timeout(method, ctx.route.as_ref()),
                 body_truncated: session.as_ref().retry_buffer_truncated(),
-                peer_left: ctx.failed.len() < self.pool.len(),
+                peer_left: self.pool.untried(&ctx.failed),
                 budget_left: ctx.started.elapsed() < replay::BUDGET,
             };
             if retry::after_timeout(&mut e, &attempt) {
@@ -506,8 +531,8 @@ impl ProxyHttp for EsProxy {
         _resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(i) = ctx.peer {
-            ctx.obs.upstream_responded(self.pool.name(i));
+        if let Some(m) = &ctx.peer {
+            ctx.obs.upstream_responded(m.name());
         }
         Ok(())
     }

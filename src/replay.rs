@@ -10,7 +10,8 @@
 //! held body is sent again, to any healthy peer, with backoff. Back-pressure is waited out until
 //! ES answers something else or [`BUDGET`] (counted from the moment the request arrived) runs
 //! out; broken connections get each peer once and two short backoffs (failover, not waiting for
-//! a dead cluster). Then ES's last answer is relayed, or our 502 if there was none.
+//! a dead cluster), except that a pool following DNS starts that count again whenever its
+//! members change and, with none left to try, waits within the budget for its names to move. Then ES's last answer is relayed, or our 502 if there was none.
 //!
 //! Why replaying a bulk is safe: capture itself resends the very same body when a connection
 //! drops before the answer (arkime-traffic.md §1), so a replay never does anything the sensor
@@ -32,7 +33,7 @@
 
 use crate::allowlist::{BodyRule, JsonRule, Route};
 use crate::bulk::BulkStats;
-use crate::upstream::Pool;
+use crate::upstream::{Member, Pool};
 use bytes::{Bytes, BytesMut};
 use log::{info, warn};
 use pingora::connectors::http::Connector;
@@ -317,7 +318,7 @@ impl Replayer {
         &self,
         head: &RequestHeader,
         body: &Held,
-        avoid: Option<usize>,
+        avoid: Option<u64>,
         deadline: Instant,
         resend_after_timeout: bool,
     ) -> Option<Answer> {
@@ -344,34 +345,50 @@ impl Replayer {
         &self,
         head: &RequestHeader,
         body: &Held,
-        avoid: Option<usize>,
+        avoid: Option<u64>,
         deadline: Instant,
         replay: bool,
         resend_after_timeout: bool,
     ) -> Option<Answer> {
         debug_assert!(body.is_complete());
-        let mut exclude: Vec<usize> = avoid.into_iter().filter(|_| self.pool.len() > 1).collect();
+        let mut exclude: Vec<u64> = avoid.into_iter().filter(|_| self.pool.len() > 1).collect();
         let mut last: Option<Answer> = None;
         let mut attempts = 0u32;
         let mut backoff = FIRST_BACKOFF;
         let mut wait = Duration::ZERO;
         // Transport failures are for failing over to a live peer, not for waiting out a dead
         // (or misconfigured) cluster: each peer once, plus two short backoffs.
+        // A pool whose names move (esProxyDnsInterval) starts that count again with every
+        // change of its members, and waits for one within the budget when none is left.
         let mut transport_failures = 0usize;
-        let max_transport_failures = self.pool.len() + 2;
+        let mut max_transport_failures = self.pool.len() + 2;
+        let mut generation = self.pool.generation();
+        let mut after_transport_failure = false;
         loop {
             let now = Instant::now();
             if now + wait >= deadline {
                 break;
             }
-            tokio::time::sleep(wait).await;
-            let Some(chosen) = self.pool.select(&exclude) else {
+            if after_transport_failure && self.pool.follows_dns() {
+                // The failed node's name may have moved meanwhile: a new member ends the wait.
+                let _ =
+                    tokio::time::timeout(wait, self.pool.wait_change(generation, deadline)).await;
+            } else {
+                tokio::time::sleep(wait).await;
+            }
+            if self.pool.generation() != generation {
+                generation = self.pool.generation();
+                (transport_failures, max_transport_failures) = (0, self.pool.len() + 2);
+                backoff = FIRST_BACKOFF;
+            }
+            after_transport_failure = false;
+            let Some(chosen) = self.pool.select_or_wait(&exclude, deadline).await else {
                 break;
             };
+            let member = chosen.member;
             attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let sent =
-                tokio::time::timeout(remaining, self.send_once(chosen.index, head, body)).await;
+            let sent = tokio::time::timeout(remaining, self.send_once(&member, head, body)).await;
             match sent {
                 Err(_) => break,
                 Ok(Ok(mut a)) => {
@@ -386,7 +403,7 @@ impl Replayer {
                                 } else {
                                     "signed request sent"
                                 },
-                                self.pool.name(chosen.index)
+                                member.label()
                             );
                         }
                         return Some(a);
@@ -400,10 +417,8 @@ impl Replayer {
                 Ok(Err(e)) => {
                     transport_failures += 1;
                     match e {
-                        SendError::Connect(_) => {
-                            self.pool.mark_down(chosen.index, "connect failed")
-                        }
-                        SendError::Timeout(_) => self.pool.mark_down(chosen.index, "went silent"),
+                        SendError::Connect(_) => self.pool.mark_down(&member, "connect failed"),
+                        SendError::Timeout(_) => self.pool.mark_down(&member, "went silent"),
                         SendError::Exchange(_) => {}
                     }
                     // The silent node may still apply it: another copy only if that is safe.
@@ -415,7 +430,7 @@ impl Replayer {
                             } else {
                                 "signed request"
                             },
-                            self.pool.name(chosen.index)
+                            member.label()
                         );
                         break;
                     }
@@ -426,7 +441,7 @@ impl Replayer {
                         } else {
                             "signed request"
                         },
-                        self.pool.name(chosen.index)
+                        member.label()
                     );
                     // Another peer at once the first time; then back off.
                     wait = if attempts == 1 && self.pool.len() > 1 {
@@ -437,11 +452,15 @@ impl Replayer {
                         w
                     };
                     exclude = if self.pool.len() > 1 {
-                        vec![chosen.index]
+                        vec![member.id()]
                     } else {
                         vec![]
                     };
-                    if transport_failures >= max_transport_failures {
+                    after_transport_failure = true;
+                    if transport_failures >= max_transport_failures
+                        && !(self.pool.follows_dns()
+                            && self.pool.wait_change(generation, deadline).await)
+                    {
                         break;
                     }
                 }
@@ -460,11 +479,11 @@ impl Replayer {
 
     async fn send_once(
         &self,
-        index: usize,
+        member: &Member,
         head: &RequestHeader,
         body: &Held,
     ) -> Result<Answer, SendError> {
-        let peer = self.pool.peer(index);
+        let peer = member.peer();
         let (mut s, _reused) = self
             .connector
             .get_http_session(&peer)
@@ -478,7 +497,7 @@ impl Replayer {
             _ => SendError::Exchange(e.to_string()),
         };
         let mut req = head.clone();
-        self.pool.prepare_header(index, &mut req).map_err(x)?;
+        self.pool.prepare_header(member, &mut req).map_err(x)?;
         req.remove_header(&http::header::TRANSFER_ENCODING);
         req.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())
             .map_err(x)?;

@@ -11,9 +11,11 @@
 
 use pingora::{Error, RetryType};
 
-/// After a connect failure: try another peer while one is left (`failed` of `peers` tried).
-pub fn after_connect_failure(e: &mut Error, failed: usize, peers: usize) {
-    if failed < peers {
+/// After a connect failure: try again while a peer is left untried, or while a bulk may still
+/// wait for its host name to move to a live address (`bulk_may_wait`: a bulk, a pool that
+/// follows DNS, replay budget left; the next attempt's peer selection does the waiting).
+pub fn after_connect_failure(e: &mut Error, peer_left: bool, bulk_may_wait: bool) {
+    if peer_left || bulk_may_wait {
         e.set_retry(true);
     }
 }
@@ -158,10 +160,14 @@ mod tests {
     #[test]
     fn connect_failures_try_another_peer_while_one_is_left() {
         let mut e = err(RetryType::Decided(false));
-        after_connect_failure(&mut e, 1, 2);
+        after_connect_failure(&mut e, true, false);
         assert!(e.retry());
         let mut e = err(RetryType::Decided(false));
-        after_connect_failure(&mut e, 2, 2);
+        after_connect_failure(&mut e, false, false);
         assert!(!e.retry());
+        // A bulk whose name may move waits for it rather than failing now.
+        let mut e = err(RetryType::Decided(false));
+        after_connect_failure(&mut e, false, true);
+        assert!(e.retry());
     }
 }

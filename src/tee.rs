@@ -12,7 +12,7 @@
 //! an incomplete request, which ES discards.
 
 use crate::config::Upstream;
-use crate::upstream::{Pool, UpstreamError};
+use crate::upstream::{Member, Pool, UpstreamError};
 use bytes::Bytes;
 use log::{debug, warn};
 use pingora::connectors::http::Connector;
@@ -117,9 +117,8 @@ impl Tee {
     /// read/write timeouts so a black-holed node cannot hold a mirror forever).
     pub fn from_config(up: Option<&Upstream>) -> Result<Option<Arc<Tee>>, UpstreamError> {
         let Some(up) = up else { return Ok(None) };
-        let mut pool = Pool::new(up)?;
+        let mut pool = Pool::new(up, "tee")?;
         pool.set_io_timeout(IO_TIMEOUT);
-        pool.label_signer(up, "tee");
         Ok(Some(Tee::new(Arc::new(pool))))
     }
 
@@ -139,7 +138,8 @@ impl Tee {
         let Some(chosen) = self.pool.select(&[]) else {
             return Slot::Done;
         };
-        if !self.pool.is_healthy(chosen.index) {
+        let member = chosen.member;
+        if !member.is_healthy() {
             self.count_drop(&self.stats.dropped_down, "no healthy tee peer");
             return Slot::Done;
         }
@@ -148,7 +148,7 @@ impl Tee {
             return Slot::Done;
         };
         let mut req = head.clone();
-        if self.pool.prepare_header(chosen.index, &mut req).is_err() {
+        if self.pool.prepare_header(&member, &mut req).is_err() {
             return Slot::Done;
         }
         // Always chunked: only our explicit end writes the terminator. (A signed tee holds the
@@ -166,10 +166,7 @@ impl Tee {
         self.stats.started.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE_MESSAGES);
         let queued = Arc::new(AtomicUsize::new(0));
-        let join = tokio::spawn(
-            self.clone()
-                .run(chosen.index, req, rx, queued.clone(), permit),
-        );
+        let join = tokio::spawn(self.clone().run(member, req, rx, queued.clone(), permit));
         Slot::Running(Mirror {
             tee: self.clone(),
             tx,
@@ -193,13 +190,14 @@ impl Tee {
 
     async fn run(
         self: Arc<Self>,
-        index: usize,
+        member: Arc<Member>,
         head: RequestHeader,
         rx: mpsc::Receiver<Msg>,
         queued: Arc<AtomicUsize>,
         _permit: OwnedSemaphorePermit,
     ) {
-        let r = tokio::time::timeout(MAX_MIRROR_TIME, self.exchange(index, head, rx, queued)).await;
+        let r =
+            tokio::time::timeout(MAX_MIRROR_TIME, self.exchange(&member, head, rx, queued)).await;
         match r {
             Ok(Ok(true)) => {
                 self.stats.completed.fetch_add(1, Ordering::Relaxed);
@@ -216,18 +214,16 @@ impl Tee {
     /// Sends a held, signed request and reads the answer.
     async fn send_whole(
         &self,
-        index: usize,
+        member: &Member,
         peer: &pingora::upstreams::peer::HttpPeer,
         head: RequestHeader,
         body: Vec<Bytes>,
     ) -> Result<bool, String> {
-        let e = |what: &str, err: Box<pingora::Error>| {
-            format!("{what} {}: {err}", self.pool.name(index))
-        };
+        let e = |what: &str, err: Box<pingora::Error>| format!("{what} {}: {err}", member.label());
         let (mut s, _) = match self.connector.get_http_session(peer).await {
             Ok(s) => s,
             Err(err) => {
-                self.pool.mark_down(index, "connect failed");
+                self.pool.mark_down(member, "connect failed");
                 return Err(e("connect", err));
             }
         };
@@ -262,15 +258,13 @@ impl Tee {
     /// `Ok(true)`: answered; `Ok(false)`: the primary went away before the end of the body.
     async fn exchange(
         &self,
-        index: usize,
+        member: &Member,
         head: RequestHeader,
         mut rx: mpsc::Receiver<Msg>,
         queued: Arc<AtomicUsize>,
     ) -> Result<bool, String> {
-        let peer = self.pool.peer(index);
-        let e = |what: &str, err: Box<pingora::Error>| {
-            format!("{what} {}: {err}", self.pool.name(index))
-        };
+        let peer = member.peer();
+        let e = |what: &str, err: Box<pingora::Error>| format!("{what} {}: {err}", member.label());
         if let Some(signer) = self.pool.signer() {
             // SigV4 hashes the body: all of it before the head goes out.
             let Some(body) = collect(&mut rx, &queued, signer.max_body()).await? else {
@@ -280,15 +274,15 @@ impl Tee {
             signer
                 .sign(&mut head, &body)
                 .await
-                .map_err(|err| format!("sign for {}: {err}", self.pool.name(index)))?;
-            return self.send_whole(index, &peer, head, body).await;
+                .map_err(|err| format!("sign for {}: {err}", member.label()))?;
+            return self.send_whole(member, &peer, head, body).await;
         }
         let (mut s, _) = match self.connector.get_http_session(&peer).await {
             Ok(s) => s,
             Err(err) => {
                 // Passive check, as for the primary: later mirrors are dropped at once until the
                 // tee's health check brings the peer back.
-                self.pool.mark_down(index, "connect failed");
+                self.pool.mark_down(member, "connect failed");
                 return Err(e("connect", err));
             }
         };

@@ -1,9 +1,45 @@
 //! The Elasticsearch peer pool: which ES node a request goes to, how we talk to it (http/https,
-//! CA trust, client certificate, SNI) and which credentials we send. Round robin over healthy
-//! peers; a peer that refuses a connection is marked down at once (passive check) and a
-//! background task probes every peer (active check) to bring it back. With `esProxySigV4` the
-//! pool's [`Signer`] takes the place of our `Authorization` (health checks are signed too).
-//! Never looks at a request.
+//! CA trust, client certificate, SNI) and which credentials we send. Never looks at a request.
+//!
+//! # Names and members
+//! Each URL of `elasticsearch=` (or `[tee]`) is a *name* with its own facts: scheme, host
+//! (TLS verifies it and sends it as SNI), `Host` header, credentials. Every address a name
+//! resolves to, A and AAAA, is a *member*: an `Arc` with a stable id, its own health and its own
+//! connection template. [`Resolve`] resolves every host name again every `esProxyDnsInterval`
+//! (30 s), and at once (at most once a second) after a member failed to connect or while a
+//! request waits for a member: new addresses
+//! join, vanished ones are drained, i.e. no new request picks them while a request already on
+//! one keeps its `Arc` to the end. A failed lookup keeps the last answer (a DNS hiccup must not
+//! empty the pool) and is counted. IP literals are never resolved. We use the system resolver
+//! (`getaddrinfo`: `/etc/hosts`, nsswitch, the search list, as every other program on the
+//! host), which reports no TTL, so the interval is the bound on how long a moved name is
+//! followed late; a failed connect shortens it.
+//!
+//! A name that does not resolve at start-up is a warning (naming the key and the host), not an
+//! error: until it resolves, requests get our 502 and bulks wait for a member within their
+//! replay budget ([`Pool::select_or_wait`]).
+//!
+//! Round robin over healthy members; a member that refuses a connection is marked down at once
+//! (passive check) and [`HealthCheck`] probes every member (active check) to bring it back.
+//! With `esProxySigV4` the pool's [`Signer`] takes the place of our `Authorization` (health
+//! checks are signed too).
+//!
+//! # Why not `pingora-load-balancing`
+//! Its `Backends` + `ServiceDiscovery` + `LoadBalancer` (0.9) would give discovery, health
+//! checks, selection and an update frequency, but does not fit three decisions this pool owns:
+//! - identity: a `Backend` is its `SocketAddr` and weight (`ext` is ignored by `Eq`/`Hash`), so
+//!   two URLs on one address (two names, or one name with two credentials or SNI names behind
+//!   one load balancer) collapse into one backend that can carry only one `Host`/SNI/credential;
+//!   our member is (name, address).
+//! - passive marking: a backend's health (`Health`) is crate-private and only its active check
+//!   flips it; the only public lever, `set_enable`, is a manual switch no health check ever
+//!   resets. A refused connect or a silent node (#17) must take a member out at once and a
+//!   passed check must bring it back.
+//! - signed probes: health checks of a SigV4 cluster must be signed per probe; that needs our
+//!   own `HealthCheck` impl anyway, the same code as here.
+//!
+//! What is left (a list swapped under a lock, a round-robin counter, a loop calling
+//! `getaddrinfo`) is smaller than the adapter code would be.
 
 use crate::config::{EsUrl, Upstream};
 use crate::sigv4::Signer;
@@ -15,25 +51,16 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use pingora::upstreams::peer::HttpPeer;
 use pingora::utils::tls::{parse_x509, CertKey, WrappedX509};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
 
 /// Why the upstream settings could not be turned into a pool. Names the file or URL to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// A host name in `elasticsearch=` did not resolve.
-    #[error("elasticsearch URL {url}: cannot resolve {authority}: {reason}")]
-    Resolve {
-        /// The URL as configured (without credentials).
-        url: String,
-        /// host:port.
-        authority: String,
-        /// The resolver's answer.
-        reason: String,
-    },
     /// An https URL without a host name: Pingora would skip every certificate check.
     #[error("elasticsearch URL {url}: https needs a host name for SNI and certificate checks")]
     EmptySni {
@@ -52,43 +79,171 @@ pub enum UpstreamError {
     },
 }
 
-/// One ES node: the connection template and its state.
-struct PeerSlot {
-    /// Shown in logs (no credentials).
+/// One configured URL: the facts every address of its name shares.
+struct Target {
+    /// `scheme://host:port` (no credentials): logs and metric labels.
     name: String,
-    template: HttpPeer,
+    url: EsUrl,
+    /// The host is an IP literal: its one address never changes.
+    literal: Option<IpAddr>,
     host_header: String,
     authorization: Option<String>,
+    /// Connection settings (timeouts, CA, verification, client certificate) for its members.
+    options: pingora::upstreams::peer::PeerOptions,
+    client_cert: Option<Arc<CertKey>>,
+    /// Lookups of this name that failed (metrics).
+    resolve_failures: AtomicU64,
+    /// Whether the last lookup failed (to log a change once, not every interval).
+    failing: AtomicBool,
+}
+
+/// One address of one name: what a request is sent to. Cloned as an `Arc` into the request
+/// that uses it, so a member drained from the pool stays valid for that request.
+pub struct Member {
+    id: u64,
+    target: Arc<Target>,
+    addr: SocketAddr,
+    /// The name, and the address when the name is not an IP literal (logs, health gauge).
+    label: String,
+    template: HttpPeer,
     healthy: AtomicBool,
     /// Consecutive failed health checks.
     failed_checks: AtomicU32,
 }
 
-/// Failed health checks in a row before a peer is marked down (one slow answer from a busy node
-/// must not take it out of the pool; a refused connect still marks it down at once).
-const FAILS_TO_MARK_DOWN: u32 = 2;
+impl Member {
+    fn new(id: u64, target: Arc<Target>, addr: SocketAddr) -> Member {
+        let mut peer = HttpPeer::new(addr, target.url.https, target.url.host.clone());
+        peer.options = target.options.clone();
+        peer.client_cert_key = target.client_cert.clone();
+        let label = if target.literal.is_some() {
+            target.name.clone()
+        } else {
+            format!("{} ({addr})", target.name)
+        };
+        Member {
+            id,
+            target,
+            addr,
+            label,
+            template: peer,
+            healthy: AtomicBool::new(true),
+            failed_checks: AtomicU32::new(0),
+        }
+    }
 
-/// The pool of ES nodes from one `elasticsearch=` list.
+    /// Stable id within its pool (to exclude a member that failed for a request).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The configured URL (`scheme://host:port`, no credentials): a bounded metric label.
+    pub fn name(&self) -> &str {
+        &self.target.name
+    }
+
+    /// The URL and, for a host name, the address (logs, health gauge).
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The address connected to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A connection template (for requests we send ourselves: tee, replay).
+    pub fn peer(&self) -> HttpPeer {
+        self.template.clone()
+    }
+
+    /// Whether the member is currently considered healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// The `Host` header for this member: its name, never its address.
+    pub fn host_header(&self) -> &str {
+        &self.target.host_header
+    }
+
+    /// The `Authorization` value to send to this member, if any.
+    pub fn authorization(&self) -> Option<&str> {
+        self.target.authorization.as_deref()
+    }
+}
+
+/// Failed health checks in a row before a member is marked down (one slow answer from a busy
+/// node must not take it out of the pool; a refused connect still marks it down at once).
+const FAILS_TO_MARK_DOWN: u32 = 2;
+/// Least time between two lookups of the same pool triggered by failures.
+const MIN_RESOLVE_GAP: Duration = Duration::from_secs(1);
+/// Longest one lookup may take before it counts as failed.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pool of ES members from one `elasticsearch=` list.
 pub struct Pool {
-    slots: Vec<PeerSlot>,
+    /// `es` or `tee`: metric label and the key named in warnings.
+    cluster: &'static str,
+    targets: Vec<Arc<Target>>,
+    /// Current members, target by target, addresses sorted: swapped whole on a change.
+    members: RwLock<Arc<Vec<Arc<Member>>>>,
+    next_id: AtomicU64,
     next: AtomicUsize,
+    /// Bumped on every membership change; waiters watch it.
+    generation: watch::Sender<u64>,
+    /// A member failed: resolve again soon.
+    resolve_now: Notify,
+    /// Serialises refreshes (the background loop and the start-up lookup).
+    refreshing: Mutex<()>,
+    dns_interval: Duration,
     health_path: String,
     health_interval: Duration,
     health_timeout: Duration,
     signer: Option<Arc<Signer>>,
+    /// Start-up lookups that failed: printed by the caller as warnings.
+    warnings: Vec<String>,
 }
 
-/// A peer chosen for one attempt.
+/// A member chosen for one attempt.
 pub struct Chosen {
-    /// Index in the pool (to mark it down or exclude it on retry).
-    pub index: usize,
+    /// The member (to mark it down or exclude it on retry).
+    pub member: Arc<Member>,
     /// The connection to open.
     pub peer: Box<HttpPeer>,
 }
 
 impl Pool {
-    /// Builds the pool: resolves every URL, loads CA bundle and client certificate once.
-    pub fn new(up: &Upstream) -> Result<Pool, UpstreamError> {
+    /// Builds the pool for `cluster` (`es` or `tee`): loads CA bundle and client certificate
+    /// once, and resolves every host name; a name that does not resolve yet is a warning
+    /// ([`Pool::warnings`]), not an error.
+    pub fn new(up: &Upstream, cluster: &'static str) -> Result<Pool, UpstreamError> {
+        let mut pool = Pool::new_unresolved(up, cluster)?;
+        // Start-up: a blocking lookup is fine (nothing is served yet).
+        let answers: Vec<_> = pool
+            .targets
+            .iter()
+            .map(|t| lookup_blocking(t).map_err(|e| (t.clone(), e)))
+            .collect();
+        for a in &answers {
+            if let Err((t, reason)) = a {
+                t.resolve_failures.fetch_add(1, Ordering::Relaxed);
+                t.failing.store(true, Ordering::Relaxed);
+                pool.warnings.push(format!(
+                    "{}: cannot resolve {} ({reason}); starting without it, resolving again every {} s",
+                    pool.key(),
+                    t.url.authority(),
+                    pool.dns_interval.as_secs()
+                ));
+            }
+        }
+        let answers = answers.into_iter().map(Result::ok).collect::<Vec<_>>();
+        pool.apply(&answers);
+        Ok(pool)
+    }
+
+    /// The pool with its names but no member yet.
+    fn new_unresolved(up: &Upstream, cluster: &'static str) -> Result<Pool, UpstreamError> {
         let ca = match &up.tls.ca_trust_file {
             Some(p) => Some(load_ca_bundle(p)?),
             None => None,
@@ -101,7 +256,7 @@ impl Pool {
             )?)),
             _ => None,
         };
-        let mut slots = Vec::with_capacity(up.urls.len());
+        let mut targets = Vec::with_capacity(up.urls.len());
         for url in &up.urls {
             // An empty SNI makes Pingora skip every certificate check: always name the host.
             if url.https && url.host.trim().is_empty() {
@@ -109,47 +264,70 @@ impl Pool {
                     url: format!("https://{}", url.authority()),
                 });
             }
-            let addr = resolve(url)?;
-            let mut peer = HttpPeer::new(addr, url.https, url.host.clone());
-            peer.options.verify_cert = !up.tls.insecure;
-            peer.options.verify_hostname = !up.tls.insecure;
-            peer.options.connection_timeout = Some(Duration::from_secs(5));
-            peer.options.total_connection_timeout = Some(Duration::from_secs(10));
-            peer.options.idle_timeout = Some(Duration::from_secs(60));
+            let mut options = pingora::upstreams::peer::PeerOptions::new();
+            options.verify_cert = !up.tls.insecure;
+            options.verify_hostname = !up.tls.insecure;
+            options.connection_timeout = Some(Duration::from_secs(5));
+            options.total_connection_timeout = Some(Duration::from_secs(10));
+            options.idle_timeout = Some(Duration::from_secs(60));
             // A node that goes silent (GC pause, wedged JVM) must not hold a request until the
             // sensor gives up: Pingora applies these to every read and write of the exchange.
-            peer.options.read_timeout = Some(up.timeout);
-            peer.options.write_timeout = Some(up.timeout);
+            options.read_timeout = Some(up.timeout);
+            options.write_timeout = Some(up.timeout);
             if let Some(ca) = &ca {
-                peer.options.ca = Some(ca.clone());
+                options.ca = Some(ca.clone());
             }
-            peer.client_cert_key = client_cert.clone();
-            slots.push(PeerSlot {
+            targets.push(Arc::new(Target {
                 name: format!(
                     "{}://{}",
                     if url.https { "https" } else { "http" },
                     url.authority()
                 ),
-                template: peer,
+                literal: url.host.parse().ok(),
+                url: url.clone(),
                 host_header: url.authority(),
                 authorization: up.authorization_for(url).map(str::to_string),
-                healthy: AtomicBool::new(true),
-                failed_checks: AtomicU32::new(0),
-            });
+                options,
+                client_cert: client_cert.clone(),
+                resolve_failures: AtomicU64::new(0),
+                failing: AtomicBool::new(false),
+            }));
         }
         Ok(Pool {
-            slots,
+            cluster,
+            targets,
+            members: RwLock::new(Arc::new(Vec::new())),
+            next_id: AtomicU64::new(0),
             next: AtomicUsize::new(0),
+            generation: watch::Sender::new(0),
+            resolve_now: Notify::new(),
+            refreshing: Mutex::new(()),
+            dns_interval: up.dns_interval,
             health_path: up.health.path.clone(),
             health_interval: up.health.interval,
             health_timeout: up.health.timeout,
-            signer: up.sigv4.as_ref().map(|s| Signer::new(s, "es")),
+            signer: up.sigv4.as_ref().map(|s| Signer::new(s, cluster)),
+            warnings: Vec::new(),
         })
     }
 
-    /// Names the pool's signer in logs and metrics (the tee's is `tee`).
-    pub fn label_signer(&mut self, up: &Upstream, cluster: &'static str) {
-        self.signer = up.sigv4.as_ref().map(|s| Signer::new(s, cluster));
+    /// The config key this pool comes from, for messages.
+    fn key(&self) -> &'static str {
+        if self.cluster == "tee" {
+            "[tee] elasticsearch"
+        } else {
+            "elasticsearch"
+        }
+    }
+
+    /// Start-up lookups that failed, one message each (key, host, resolver's answer).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// `es` or `tee`.
+    pub fn cluster(&self) -> &'static str {
+        self.cluster
     }
 
     /// The SigV4 signer, when every request to this cluster must be signed.
@@ -157,147 +335,303 @@ impl Pool {
         self.signer.as_ref()
     }
 
-    /// Sets read and write timeouts on every peer (used for the tee, whose connections must
+    /// Sets read and write timeouts on every member (used for the tee, whose connections must
     /// never hang on a black-holed node).
     pub fn set_io_timeout(&mut self, t: Duration) {
-        for s in &mut self.slots {
-            s.template.options.read_timeout = Some(t);
-            s.template.options.write_timeout = Some(t);
+        for target in &mut self.targets {
+            if let Some(target) = Arc::get_mut(target) {
+                target.options.read_timeout = Some(t);
+                target.options.write_timeout = Some(t);
+            }
         }
+        // Rebuild the members on the updated targets (same ids).
+        let members = self.snapshot();
+        let rebuilt = members
+            .iter()
+            .map(|m| {
+                let target = self.targets.iter().find(|t| t.name == m.target.name);
+                Arc::new(Member::new(
+                    m.id,
+                    target.cloned().unwrap_or_else(|| m.target.clone()),
+                    m.addr,
+                ))
+            })
+            .collect();
+        *self.members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rebuilt);
     }
 
-    /// A connection template for peer `index` (for requests we send ourselves: tee, replay).
-    pub fn peer(&self, index: usize) -> HttpPeer {
-        self.slots[index].template.clone()
+    /// The current members.
+    pub fn snapshot(&self) -> Arc<Vec<Arc<Member>>> {
+        self.members
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
-    /// Puts this peer's `Host` and our credentials for it on an upstream request, in place of
+    /// Puts the first name's `Host` and our credentials on an upstream request (a request we
+    /// send ourselves re-prepares it for the member it goes to).
+    pub fn prepare_header_default(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+        let t = &self.targets[0];
+        self.prepare_with(t.authorization.as_deref(), &t.host_header, req)
+    }
+
+    /// Puts this member's `Host` and our credentials for it on an upstream request, in place of
     /// whatever the sensor sent.
-    pub fn prepare_header(&self, index: usize, req: &mut RequestHeader) -> pingora::Result<()> {
+    pub fn prepare_header(&self, m: &Member, req: &mut RequestHeader) -> pingora::Result<()> {
+        self.prepare_with(m.authorization(), m.host_header(), req)
+    }
+
+    fn prepare_with(
+        &self,
+        authorization: Option<&str>,
+        host: &str,
+        req: &mut RequestHeader,
+    ) -> pingora::Result<()> {
         req.remove_header(&http::header::AUTHORIZATION);
         req.remove_header(&http::header::PROXY_AUTHORIZATION);
         // A signed cluster gets no Authorization of ours: the signature replaces it.
-        if let Some(a) = self.authorization(index).filter(|_| self.signer.is_none()) {
+        if let Some(a) = authorization.filter(|_| self.signer.is_none()) {
             req.insert_header(http::header::AUTHORIZATION, a)?;
         }
-        req.insert_header(http::header::HOST, self.host_header(index))?;
+        req.insert_header(http::header::HOST, host)?;
         Ok(())
     }
 
-    /// Number of peers.
+    /// Number of members now.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.snapshot().len()
     }
 
-    /// True when the pool has no peers.
+    /// True when the pool has no member now (no name resolved yet).
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.snapshot().is_empty()
     }
 
-    /// Next peer in round-robin order, skipping `exclude` (peers that already failed for this
-    /// request) and, while any is left, unhealthy ones. When every remaining peer is marked
-    /// down we still try one: a health check can lag behind a peer's recovery, and a refused
-    /// connect costs little compared with failing a sensor's bulk.
-    pub fn select(&self, exclude: &[usize]) -> Option<Chosen> {
-        let n = self.slots.len();
+    /// Whether a current member is not in `exclude`.
+    pub fn untried(&self, exclude: &[u64]) -> bool {
+        self.snapshot().iter().any(|m| !exclude.contains(&m.id))
+    }
+
+    /// Whether membership can change at run time (some name is not an IP literal).
+    pub fn follows_dns(&self) -> bool {
+        self.targets.iter().any(|t| t.literal.is_none())
+    }
+
+    /// Next member in round-robin order, skipping `exclude` (members that already failed for
+    /// this request) and, while any is left, unhealthy ones. When every remaining member is
+    /// marked down we still try one: a health check can lag behind a node's recovery, and a
+    /// refused connect costs little compared with failing a sensor's bulk.
+    pub fn select(&self, exclude: &[u64]) -> Option<Chosen> {
+        let members = self.snapshot();
+        let n = members.len();
         if n == 0 {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let candidates = (0..n)
-            .map(|i| (start + i) % n)
-            .filter(|i| !exclude.contains(i));
+            .map(|i| &members[(start + i) % n])
+            .filter(|m| !exclude.contains(&m.id));
         let mut fallback = None;
-        for i in candidates {
-            if self.slots[i].healthy.load(Ordering::Relaxed) {
-                return Some(self.chosen(i));
+        for m in candidates {
+            if m.is_healthy() {
+                return Some(chosen(m));
             }
-            fallback.get_or_insert(i);
+            fallback.get_or_insert(m);
         }
-        fallback.map(|i| self.chosen(i))
+        fallback.map(chosen)
     }
 
-    fn chosen(&self, index: usize) -> Chosen {
-        Chosen {
-            index,
-            peer: Box::new(self.slots[index].template.clone()),
-        }
-    }
-
-    /// Marks a peer down at once (a failed connect, or no byte for the upstream timeout);
-    /// only a passed health check brings it back. `why` is for the log line.
-    pub fn mark_down(&self, index: usize, why: &str) {
-        if let Some(s) = self.slots.get(index) {
-            if s.healthy.swap(false, Ordering::Relaxed) {
-                warn!("upstream {} marked down ({why})", s.name);
+    /// [`Pool::select`], but when no member is left to try and names may still move, waits
+    /// (until `deadline`) for the membership to change: a name that resolves late, or moves
+    /// away from a dead address. While it waits, the names are looked up again every
+    /// [`MIN_RESOLVE_GAP`] rather than every `esProxyDnsInterval`: a request is waiting.
+    pub async fn select_or_wait(&self, exclude: &[u64], deadline: Instant) -> Option<Chosen> {
+        let mut changes = self.generation.subscribe();
+        loop {
+            if let Some(c) = self.select(exclude) {
+                return Some(c);
+            }
+            if !self.follows_dns() || Instant::now() >= deadline {
+                return None;
+            }
+            self.resolve_now.notify_one();
+            let tick = deadline.min(Instant::now() + MIN_RESOLVE_GAP);
+            if let Ok(Err(_)) = tokio::time::timeout_at(tick.into(), changes.changed()).await {
+                return None;
             }
         }
     }
 
-    /// The `Authorization` value to send to this peer, if any.
-    pub fn authorization(&self, index: usize) -> Option<&str> {
-        self.slots.get(index)?.authorization.as_deref()
+    /// The membership generation (bumped on every change).
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
     }
 
-    /// The `Host` header for this peer.
-    pub fn host_header(&self, index: usize) -> &str {
-        &self.slots[index].host_header
+    /// Waits until the membership changes or `deadline` passes; true if it changed.
+    pub async fn wait_change(&self, seen: u64, deadline: Instant) -> bool {
+        let mut changes = self.generation.subscribe();
+        if *changes.borrow_and_update() != seen {
+            return true;
+        }
+        self.resolve_now.notify_one();
+        matches!(
+            tokio::time::timeout_at(deadline.into(), changes.changed()).await,
+            Ok(Ok(()))
+        )
     }
 
-    /// The peer's name for logs (scheme://host:port, no credentials).
-    pub fn name(&self, index: usize) -> &str {
-        &self.slots[index].name
+    /// Marks a member down at once (a failed connect, or no byte for the upstream timeout);
+    /// only a passed health check brings it back. Its name is resolved again soon: the node
+    /// may have moved. `why` is for the log line.
+    pub fn mark_down(&self, m: &Member, why: &str) {
+        if m.healthy.swap(false, Ordering::Relaxed) {
+            warn!("upstream {} marked down ({why})", m.label);
+        }
+        if m.target.literal.is_none() {
+            self.resolve_now.notify_one();
+        }
     }
 
-    /// Whether a peer is currently considered healthy.
-    pub fn is_healthy(&self, index: usize) -> bool {
-        self.slots[index].healthy.load(Ordering::Relaxed)
+    /// Resolved members per name (metrics): `(name, members)`.
+    pub fn members_per_name(&self) -> Vec<(String, usize)> {
+        let members = self.snapshot();
+        self.targets
+            .iter()
+            .map(|t| {
+                let n = members.iter().filter(|m| Arc::ptr_eq(&m.target, t)).count();
+                (t.name.clone(), n)
+            })
+            .collect()
     }
 
-    /// Probes every peer once (GET health path, any status below 500 is healthy). A peer is
+    /// Failed lookups per name so far (metrics): `(name, failures)`.
+    pub fn resolve_failures(&self) -> Vec<(String, u64)> {
+        self.targets
+            .iter()
+            .map(|t| (t.name.clone(), t.resolve_failures.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Resolves every host name once more and applies the answers (a failed lookup keeps
+    /// that name's members).
+    pub async fn refresh(&self) {
+        let mut answers = Vec::with_capacity(self.targets.len());
+        for t in &self.targets {
+            let answer = match t.literal {
+                Some(ip) => Ok(vec![SocketAddr::new(ip, t.url.port)]),
+                None => lookup(t).await,
+            };
+            let was_failing = t.failing.swap(answer.is_err(), Ordering::Relaxed);
+            match &answer {
+                Err(e) => {
+                    t.resolve_failures.fetch_add(1, Ordering::Relaxed);
+                    if !was_failing {
+                        warn!(
+                            "{}: cannot resolve {} ({e}); keeping its last addresses",
+                            self.key(),
+                            t.url.authority()
+                        );
+                    }
+                }
+                Ok(a) if was_failing => info!(
+                    "{}: {} resolves again ({} address(es))",
+                    self.key(),
+                    t.url.authority(),
+                    a.len()
+                ),
+                Ok(_) => {}
+            }
+            answers.push(answer.ok());
+        }
+        self.apply(&answers);
+    }
+
+    /// Makes the members match `answers` (one per target; `None` keeps that target's members):
+    /// members whose address is still there keep their identity and health.
+    fn apply(&self, answers: &[Option<Vec<SocketAddr>>]) {
+        let _one = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.snapshot();
+        let mut new = Vec::with_capacity(old.len());
+        for (t, answer) in self.targets.iter().zip(answers) {
+            let kept = old.iter().filter(|m| Arc::ptr_eq(&m.target, t));
+            match answer {
+                None => new.extend(kept.cloned()),
+                Some(addrs) => {
+                    let mut addrs = addrs.clone();
+                    addrs.sort();
+                    addrs.dedup();
+                    for a in addrs {
+                        match old
+                            .iter()
+                            .find(|m| Arc::ptr_eq(&m.target, t) && m.addr == a)
+                        {
+                            Some(m) => new.push(m.clone()),
+                            None => {
+                                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                                let m = Arc::new(Member::new(id, t.clone(), a));
+                                if t.literal.is_none() && !old.is_empty() {
+                                    info!("upstream {} joins the pool", m.label);
+                                }
+                                new.push(m);
+                            }
+                        }
+                    }
+                    for m in kept.filter(|m| !new.iter().any(|n| n.id == m.id)) {
+                        info!("upstream {} left DNS: drained", m.label);
+                    }
+                }
+            }
+        }
+        let same = old.len() == new.len() && old.iter().zip(&new).all(|(a, b)| a.id == b.id);
+        if !same {
+            *self.members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// Probes every member once (GET health path, any status below 500 is healthy). A member is
     /// marked down after [`FAILS_TO_MARK_DOWN`] failures in a row, and up after one success.
     pub async fn check_all(&self, connector: &Connector) {
-        for (i, slot) in self.slots.iter().enumerate() {
-            let passed = tokio::time::timeout(self.health_timeout, self.probe(connector, i))
+        for m in self.snapshot().iter() {
+            let passed = tokio::time::timeout(self.health_timeout, self.probe(connector, m))
                 .await
                 .unwrap_or(false);
             let ok = if passed {
-                slot.failed_checks.store(0, Ordering::Relaxed);
+                m.failed_checks.store(0, Ordering::Relaxed);
                 true
             } else {
-                let n = slot.failed_checks.fetch_add(1, Ordering::Relaxed) + 1;
-                // A peer already down (refused connect) stays down on its first failed check.
-                n < FAILS_TO_MARK_DOWN && slot.healthy.load(Ordering::Relaxed)
+                let n = m.failed_checks.fetch_add(1, Ordering::Relaxed) + 1;
+                // A member already down (refused connect) stays down on its first failed check.
+                n < FAILS_TO_MARK_DOWN && m.healthy.load(Ordering::Relaxed)
             };
-            let was = slot.healthy.swap(ok, Ordering::Relaxed);
+            let was = m.healthy.swap(ok, Ordering::Relaxed);
             if was != ok {
                 if ok {
-                    info!("upstream {} is healthy again", slot.name);
+                    info!("upstream {} is healthy again", m.label);
                 } else {
-                    warn!("upstream {} failed its health check", slot.name);
+                    warn!("upstream {} failed its health check", m.label);
                 }
             }
         }
     }
 
-    async fn probe(&self, connector: &Connector, index: usize) -> bool {
-        let slot = &self.slots[index];
-        let Ok((mut session, _)) = connector.get_http_session(&slot.template).await else {
+    async fn probe(&self, connector: &Connector, m: &Member) -> bool {
+        let Ok((mut session, _)) = connector.get_http_session(&m.template).await else {
             return false;
         };
         let Ok(mut req) = RequestHeader::build("GET", self.health_path.as_bytes(), None) else {
             return false;
         };
-        let _ = req.insert_header("Host", &slot.host_header);
+        let _ = req.insert_header("Host", m.host_header());
         match &self.signer {
             Some(signer) => {
                 if let Err(e) = signer.sign(&mut req, &[]).await {
-                    warn!("health check of {}: {e}", slot.name);
+                    warn!("health check of {}: {e}", m.label);
                     return false;
                 }
             }
             None => {
-                if let Some(a) = &slot.authorization {
+                if let Some(a) = m.authorization() {
                     let _ = req.insert_header("Authorization", a);
                 }
             }
@@ -313,6 +647,13 @@ impl Pool {
             .is_some_and(|h| h.status.as_u16() < 500);
         while let Ok(Some(_)) = session.read_response_body().await {}
         ok
+    }
+}
+
+fn chosen(m: &Arc<Member>) -> Chosen {
+    Chosen {
+        member: m.clone(),
+        peer: Box::new(m.template.clone()),
     }
 }
 
@@ -345,22 +686,67 @@ impl BackgroundService for HealthCheck {
     }
 }
 
-fn resolve(url: &EsUrl) -> Result<SocketAddr, UpstreamError> {
-    let authority = url.authority();
-    let err = |reason: String| UpstreamError::Resolve {
-        url: format!(
-            "{}://{}",
-            if url.https { "https" } else { "http" },
-            authority
-        ),
-        authority: authority.clone(),
-        reason,
-    };
-    (url.host.as_str(), url.port)
+/// Background service resolving one pool's host names every `esProxyDnsInterval`, and soon
+/// after a member failed (at most once per [`MIN_RESOLVE_GAP`]).
+pub struct Resolve {
+    pool: Arc<Pool>,
+}
+
+impl Resolve {
+    /// The resolver loop for `pool`.
+    pub fn new(pool: Arc<Pool>) -> Resolve {
+        Resolve { pool }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Resolve {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        if !self.pool.follows_dns() {
+            return;
+        }
+        loop {
+            let started = Instant::now();
+            self.pool.refresh().await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.pool.dns_interval) => {}
+                _ = self.pool.resolve_now.notified() => {
+                    tokio::time::sleep(MIN_RESOLVE_GAP.saturating_sub(started.elapsed())).await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+/// Every address (A and AAAA) of a target's name, from the system resolver.
+async fn lookup(t: &Target) -> Result<Vec<SocketAddr>, String> {
+    let found = tokio::time::timeout(
+        RESOLVE_TIMEOUT,
+        tokio::net::lookup_host((t.url.host.as_str(), t.url.port)),
+    )
+    .await
+    .map_err(|_| format!("no answer within {} s", RESOLVE_TIMEOUT.as_secs()))?
+    .map_err(|e| e.to_string())?;
+    let addrs: Vec<SocketAddr> = found.collect();
+    if addrs.is_empty() {
+        return Err("no address".into());
+    }
+    Ok(addrs)
+}
+
+fn lookup_blocking(t: &Target) -> Result<Vec<SocketAddr>, String> {
+    if let Some(ip) = t.literal {
+        return Ok(vec![SocketAddr::new(ip, t.url.port)]);
+    }
+    let addrs: Vec<SocketAddr> = (t.url.host.as_str(), t.url.port)
         .to_socket_addrs()
-        .map_err(|e| err(e.to_string()))?
-        .next()
-        .ok_or_else(|| err("no address".into()))
+        .map_err(|e| e.to_string())?
+        .collect();
+    if addrs.is_empty() {
+        return Err("no address".into());
+    }
+    Ok(addrs)
 }
 
 fn read_pem(setting: &'static str, path: &Path) -> Result<Vec<u8>, UpstreamError> {
@@ -539,8 +925,9 @@ mod tests {
             },
             sigv4: None,
             timeout: crate::config::DEFAULT_UPSTREAM_TIMEOUT,
+            dns_interval: crate::config::DEFAULT_DNS_INTERVAL,
         };
-        let e = Pool::new(&up).err().expect("refused").to_string();
+        let e = Pool::new(&up, "es").err().expect("refused").to_string();
         assert!(e.contains("SNI"), "{e}");
     }
 
@@ -552,16 +939,9 @@ mod tests {
         assert_eq!(load_ca_bundle(&c).unwrap().len(), 2);
     }
 
-    #[test]
-    fn round_robin_skips_down_peers_and_excluded_ones() {
-        let url = |port| EsUrl {
-            https: false,
-            host: "127.0.0.1".into(),
-            port,
-            authorization: None,
-        };
-        let up = Upstream {
-            urls: vec![url(9201), url(9202), url(9203)],
+    fn upstream(urls: Vec<EsUrl>) -> Upstream {
+        Upstream {
+            urls,
             authorization: Some("ApiKey k".into()),
             tls: Default::default(),
             health: crate::config::HealthCheck {
@@ -571,24 +951,123 @@ mod tests {
             },
             sigv4: None,
             timeout: crate::config::DEFAULT_UPSTREAM_TIMEOUT,
-        };
-        let pool = Pool::new(&up).unwrap();
-        let picks: Vec<usize> = (0..6).map(|_| pool.select(&[]).unwrap().index).collect();
+            dns_interval: crate::config::DEFAULT_DNS_INTERVAL,
+        }
+    }
+
+    fn url(host: &str, port: u16) -> EsUrl {
+        EsUrl {
+            https: false,
+            host: host.into(),
+            port,
+            authorization: None,
+        }
+    }
+
+    fn ids(pool: &Pool) -> Vec<u64> {
+        pool.snapshot().iter().map(|m| m.id()).collect()
+    }
+
+    #[test]
+    fn round_robin_skips_down_peers_and_excluded_ones() {
+        let up = upstream(vec![
+            url("127.0.0.1", 9201),
+            url("127.0.0.1", 9202),
+            url("127.0.0.1", 9203),
+        ]);
+        let pool = Pool::new(&up, "es").unwrap();
+        assert!(pool.warnings().is_empty() && !pool.follows_dns());
+        let pick = |ex: &[u64]| pool.select(ex).unwrap().member;
+        let picks: Vec<u64> = (0..6).map(|_| pick(&[]).id()).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
-        pool.mark_down(1, "test");
-        let picks: Vec<usize> = (0..4).map(|_| pool.select(&[]).unwrap().index).collect();
+        let one = pool.snapshot()[1].clone();
+        pool.mark_down(&one, "test");
+        let picks: Vec<u64> = (0..4).map(|_| pick(&[]).id()).collect();
         assert!(!picks.contains(&1), "{picks:?}");
-        assert_ne!(pool.select(&[0]).unwrap().index, 0);
+        assert_ne!(pick(&[0]).id(), 0);
         // Every peer down: still try one rather than fail outright.
-        pool.mark_down(0, "test");
-        pool.mark_down(2, "test");
+        for m in pool.snapshot().iter() {
+            pool.mark_down(m, "test");
+        }
         assert!(pool.select(&[]).is_some());
         assert!(pool.select(&[0, 1, 2]).is_none());
+        assert!(!pool.untried(&[0, 1, 2]) && pool.untried(&[0, 1]));
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.insert_header("Authorization", "Basic c2Vuc29yOnB3")
             .unwrap();
-        pool.prepare_header(2, &mut req).unwrap();
+        pool.prepare_header(&pool.snapshot()[2], &mut req).unwrap();
         assert_eq!(req.headers.get("authorization").unwrap(), "ApiKey k");
         assert_eq!(req.headers.get("host").unwrap(), "127.0.0.1:9203");
+    }
+
+    /// A pool over one host name whose lookups are given by the test (no resolver involved).
+    fn named_pool() -> Pool {
+        let mut up = upstream(vec![url("127.0.0.1", 9200)]);
+        up.urls[0].host = "es.test".into();
+        up.urls[0].https = true;
+        let mut pool = Pool::new_unresolved(&up, "es").unwrap();
+        pool.warnings.clear();
+        pool
+    }
+
+    fn at(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), 9200)
+    }
+
+    #[test]
+    fn every_address_is_a_member_that_keeps_its_identity_and_name() {
+        let pool = named_pool();
+        assert!(pool.is_empty() && pool.follows_dns());
+        assert!(pool.select(&[]).is_none());
+        pool.apply(&[Some(vec![at("127.0.0.3"), at("127.0.0.2"), at("::1")])]);
+        assert_eq!(pool.len(), 3);
+        assert_eq!(
+            pool.members_per_name(),
+            [("https://es.test:9200".into(), 3)]
+        );
+        let m = pool.snapshot()[0].clone();
+        // TLS verifies and sends the name; Host is the name; the label shows the address.
+        assert_eq!(m.peer().sni, "es.test");
+        assert_eq!(m.host_header(), "es.test:9200");
+        assert_eq!(m.name(), "https://es.test:9200");
+        assert_eq!(m.label(), "https://es.test:9200 (127.0.0.2:9200)");
+        pool.mark_down(&m, "test");
+        let g = pool.generation();
+        // Same answer in another order: no change, health kept.
+        pool.apply(&[Some(vec![at("::1"), at("127.0.0.2"), at("127.0.0.3")])]);
+        assert_eq!(pool.generation(), g);
+        assert!(!pool.snapshot()[0].is_healthy());
+        // A failed lookup keeps the members.
+        pool.apply(&[None]);
+        assert_eq!(pool.len(), 3);
+        // The name moves: the old members are drained, the new one joins healthy, and a
+        // request still holding a drained member keeps a valid one.
+        let before = ids(&pool);
+        pool.apply(&[Some(vec![at("127.0.0.4")])]);
+        assert!(pool.generation() > g);
+        let after = ids(&pool);
+        assert_eq!(after.len(), 1);
+        assert!(!before.contains(&after[0]));
+        assert!(pool.snapshot()[0].is_healthy());
+        assert_eq!(m.addr(), at("127.0.0.2"));
+        assert_eq!(pool.select(&before).unwrap().member.addr(), at("127.0.0.4"));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_request_gets_the_member_that_joins() {
+        let pool = Arc::new(named_pool());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let waiter = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.select_or_wait(&[], deadline).await })
+        };
+        tokio::task::yield_now().await;
+        pool.apply(&[Some(vec![at("127.0.0.2")])]);
+        let got = waiter.await.unwrap().expect("a member");
+        assert_eq!(got.member.addr(), at("127.0.0.2"));
+        // Nothing left to try and nothing changes: gives up at the deadline.
+        let id = got.member.id();
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert!(pool.select_or_wait(&[id], soon).await.is_none());
     }
 }

@@ -61,6 +61,7 @@ pub const NODE_KEYS: &[&str] = with_sigv4_keys!([
     "esProxyHealthCheckTimeout",
     "esProxyHealthCheckPath",
     "esProxyUpstreamTimeout",
+    "esProxyDnsInterval",
     "esProxyAccessLog",
     "esProxyFirstByteTimeout",
     "esProxyHeadTimeout",

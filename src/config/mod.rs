@@ -47,6 +47,7 @@
 //! | `esProxyGracePeriod` | seconds to finish requests on shutdown | 10 |
 //! | `esProxyHealthCheckInterval`, `esProxyHealthCheckTimeout`, `esProxyHealthCheckPath` | upstream health checks | 5 s, 2 s, `/` |
 //! | `esProxyUpstreamTimeout` | longest ES may stay silent: the answer's head after the request was sent, or a stalled body either way (seconds) | 30 s |
+//! | `esProxyDnsInterval` | seconds between resolutions of the host names in `elasticsearch=` and `[tee]` (system resolver, A and AAAA) | 30 s |
 //! | `esProxyAccessLog` | log every request, not only denials | `false` |
 //! | `esProxyFirstByteTimeout` | seconds from accept to a connection's first byte | 10 |
 //! | `esProxyHeadTimeout` | seconds from accept (or a keep-alive request's first byte) to the end of its head | 20 |
@@ -101,7 +102,9 @@ pub use error::{ConfigError, Warning};
 pub use listen::{Listen, ServerTls};
 use lookup::Builder;
 pub use sigv4::{CredentialSource, SigV4, DEFAULT_MAX_SIGNED_BODY};
-pub use upstream::{EsUrl, HealthCheck, Upstream, UpstreamTls, DEFAULT_UPSTREAM_TIMEOUT};
+pub use upstream::{
+    EsUrl, HealthCheck, Upstream, UpstreamTls, DEFAULT_DNS_INTERVAL, DEFAULT_UPSTREAM_TIMEOUT,
+};
 
 const THREADS: (u64, u64) = (1, 1024);
 const GRACE: (u64, u64) = (0, 3600);

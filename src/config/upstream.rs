@@ -15,6 +15,7 @@ const HEALTH_TIMEOUT: (u64, u64) = (1, 600);
 // Above about 55 s a timed-out bulk can no longer be re-sent within the replay budget (60 s):
 // it gets the 504 instead. Allowed, for clusters (or test nodes) slower than that.
 const UPSTREAM_TIMEOUT: (u64, u64) = (1, 600);
+const DNS_INTERVAL: (u64, u64) = (1, 3600);
 
 /// One Elasticsearch node from an `elasticsearch=` list.
 #[derive(Clone, PartialEq, Eq)]
@@ -73,7 +74,14 @@ pub struct Upstream {
     /// `esProxyUpstreamTimeout`: the longest ES may go without sending or taking a byte once
     /// the request is under way (see [`DEFAULT_UPSTREAM_TIMEOUT`]).
     pub timeout: Duration,
+    /// `esProxyDnsInterval`: how often the host names of `urls` are resolved again (see
+    /// [`DEFAULT_DNS_INTERVAL`]).
+    pub dns_interval: Duration,
 }
+
+/// Default `esProxyDnsInterval`. The system resolver gives no TTL, so this is the bound on how
+/// long a moved name keeps being sent to its old address (a failed connect re-resolves sooner).
+pub const DEFAULT_DNS_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Default `esProxyUpstreamTimeout`. ES answers a bulk only once it has indexed all of it, so
 /// this bounds a whole bulk's indexing on a busy cluster; capture waits 120 s, and the replay
@@ -104,6 +112,7 @@ impl fmt::Debug for Upstream {
             .field("health", &self.health)
             .field("sigv4", &self.sigv4)
             .field("timeout", &self.timeout)
+            .field("dns_interval", &self.dns_interval)
             .finish()
     }
 }
@@ -278,6 +287,11 @@ impl<'a> Builder<'a> {
                 value::seconds(v, UPSTREAM_TIMEOUT.0, UPSTREAM_TIMEOUT.1)
             })?
             .unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
+        let dns_interval = self
+            .node_value("esProxyDnsInterval", |v| {
+                value::seconds(v, DNS_INTERVAL.0, DNS_INTERVAL.1)
+            })?
+            .unwrap_or(DEFAULT_DNS_INTERVAL);
         Ok(Some(Upstream {
             urls,
             authorization,
@@ -291,6 +305,7 @@ impl<'a> Builder<'a> {
             health,
             sigv4,
             timeout,
+            dns_interval,
         }))
     }
 
@@ -400,6 +415,20 @@ mod tests {
             Some(want.as_str())
         );
         assert_eq!(c.upstream.authorization_for(&c.upstream.urls[1]), None);
+    }
+
+    #[test]
+    fn dns_interval_defaults_to_30_s_and_is_bounded() {
+        let (c, _) = ok(ES);
+        assert_eq!(c.upstream.dns_interval, Duration::from_secs(30));
+        let (c, _) = ok(&format!("{ES}esProxyDnsInterval=5\n"));
+        assert_eq!(c.upstream.dns_interval, Duration::from_secs(5));
+        let e = err(&format!("{ES}esProxyDnsInterval=0\n"));
+        assert!(
+            e.starts_with("conf/x.ini:3: [default] esProxyDnsInterval"),
+            "{e}"
+        );
+        assert!(err(&format!("{ES}esProxyDnsInterval=3601\n")).contains("3600"));
     }
 
     #[test]

@@ -182,6 +182,23 @@ impl Proxy {
         (Self::spawn(config, node, port, &[], Stdio::from(file)), log)
     }
 
+    /// Starts esproxy with `ini` (`{PORT}` replaced) in a private mount namespace whose
+    /// `/etc/hosts` is `names` ([`HostsFile`]); its log goes to the returned file.
+    pub fn start_resolving(ini: &str, node: &str, names: &HostsFile) -> (Proxy, PathBuf) {
+        let port = free_port();
+        let config = temp_file("esproxy.ini", &ini.replace("{PORT}", &port.to_string()));
+        let log = config.with_file_name("esproxy.log");
+        let mut cmd = names.command(&config, &["-n", node]);
+        cmd.env("RUST_LOG", "info,pingora_core=warn,pingora_proxy=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
+        let child = cmd.spawn().expect("start esproxy under unshare");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut p = Proxy { child, addr };
+        p.wait_ready();
+        (p, log)
+    }
+
     fn spawn(config: PathBuf, node: &str, port: u16, extra: &[&str], stderr: Stdio) -> Proxy {
         let child = Command::new(env!("CARGO_BIN_EXE_esproxy"))
             .arg("-c")
@@ -916,4 +933,65 @@ fn rustls_pemfile_certs(pem: &str) -> Vec<rustls::pki_types::CertificateDer<'sta
     rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
         .map(|c| c.unwrap())
         .collect()
+}
+
+/// The names esproxy resolves in a test: a hosts file (and a resolv.conf pointing at a dead
+/// loopback resolver, so no query leaves the machine) bind-mounted over `/etc/hosts` and
+/// `/etc/resolv.conf` in a private mount namespace (`unshare --mount`) for the esproxy child
+/// only. Needs root and util-linux `unshare`; without them the test fails saying so.
+pub struct HostsFile {
+    /// The hosts file, rewritten in place (same inode, so the bind mount sees every change).
+    pub path: PathBuf,
+    resolv: PathBuf,
+}
+
+impl HostsFile {
+    /// A hosts file with `entries` (`"127.0.0.2 es.test"` lines).
+    pub fn new(entries: &str) -> HostsFile {
+        let ok = Command::new("unshare")
+            .args(["--mount", "sh", "-c", "mount --bind /dev/null /dev/null"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "name-resolution tests run esproxy in a private mount namespace with its own \
+             /etc/hosts: they need root and util-linux `unshare` (`unshare --mount` failed)"
+        );
+        let path = temp_file("hosts", "");
+        let resolv = path.with_file_name("resolv.conf");
+        std::fs::write(
+            &resolv,
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .unwrap();
+        let h = HostsFile { path, resolv };
+        h.set(entries);
+        h
+    }
+
+    /// Rewrites the file in place (truncate and write, never rename).
+    pub fn set(&self, entries: &str) {
+        let text = format!("127.0.0.1 localhost\n{entries}\n");
+        std::fs::write(&self.path, text).unwrap();
+    }
+
+    /// `esproxy -c config ARGS` inside the namespace.
+    pub fn command(&self, config: &std::path::Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "sh",
+            "-c",
+            r#"mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@""#,
+            "sh",
+        ])
+        .arg(&self.path)
+        .arg(&self.resolv)
+        .arg(env!("CARGO_BIN_EXE_esproxy"))
+        .arg("-c")
+        .arg(config)
+        .args(args);
+        cmd
+    }
 }

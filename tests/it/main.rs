@@ -7,6 +7,7 @@ mod bulk_stream;
 mod capture_trace;
 mod client_ip;
 mod connection;
+mod dns;
 mod harness;
 mod hostile;
 mod loadgen;

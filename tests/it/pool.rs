@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const INDEX: &str = "arkime_sessions3-260819";
-const AUTH: &str = "toronto01:secret1";
-const ALL: &str = r#"{"match_all":{}}"#;
+pub(crate) const INDEX: &str = "arkime_sessions3-260819";
+pub(crate) const AUTH: &str = "toronto01:secret1";
+pub(crate) const ALL: &str = r#"{"match_all":{}}"#;
 
 /// The fleet layout with fast health checks.
 fn ini(urls: &str, extra: &str) -> String {
@@ -26,7 +26,7 @@ fn ini(urls: &str, extra: &str) -> String {
 }
 
 /// A bulk of `docs` session documents with ids `260819-TAG-000N` (24 characters after the date).
-fn bulk(tag: &str, docs: usize) -> (String, Vec<String>) {
+pub(crate) fn bulk(tag: &str, docs: usize) -> (String, Vec<String>) {
     let mut b = String::new();
     let mut ids = Vec::new();
     for i in 0..docs {
@@ -48,7 +48,7 @@ fn posts(es: &Recorder) -> Vec<Recorded> {
         .collect()
 }
 
-fn ok_bulk(r: &crate::harness::Response) -> bool {
+pub(crate) fn ok_bulk(r: &crate::harness::Response) -> bool {
     r.status == 200 && r.json()["errors"] == false
 }
 
@@ -98,13 +98,13 @@ fn connect_failure_is_retried_on_another_node_before_the_sensor_sees_it() {
 }
 
 /// Each acknowledged bulk: when it was sent, when it was answered, its document ids.
-type AckLog = Arc<Mutex<Vec<(Instant, Instant, Vec<String>)>>>;
+pub(crate) type AckLog = Arc<Mutex<Vec<(Instant, Instant, Vec<String>)>>>;
 /// Bulks sent, acknowledged, acknowledged ids, unclean answers.
-type LoadResult = (usize, usize, BTreeSet<String>, Vec<String>);
+pub(crate) type LoadResult = (usize, usize, BTreeSet<String>, Vec<String>);
 
 /// Sends bulks from `threads` sensors until `stop`; returns (bulks sent, bulks acknowledged,
 /// ids of acknowledged bulks, statuses that were not a clean 200).
-fn load(
+pub(crate) fn load(
     p: &Proxy,
     threads: usize,
     docs: usize,
@@ -157,7 +157,7 @@ fn load(
     })
 }
 
-fn ids(es: &Osmem) -> BTreeSet<String> {
+pub(crate) fn ids(es: &Osmem) -> BTreeSet<String> {
     es.ids(INDEX).into_iter().collect()
 }
 

@@ -136,6 +136,8 @@ impl Tee {
     /// Never waits: returns [`Slot::Done`] when the mirror is dropped.
     pub fn start(self: &Arc<Self>, head: &RequestHeader, has_body: bool) -> Slot {
         let Some(chosen) = self.pool.select(&[]) else {
+            // The tee's names do not resolve (yet): nothing to mirror to.
+            self.count_drop(&self.stats.dropped_down, "no tee address resolved");
             return Slot::Done;
         };
         let member = chosen.member;

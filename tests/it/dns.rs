@@ -287,3 +287,55 @@ fn check_config_passes_when_a_name_does_not_resolve() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tee_name_that_appears_after_start_gets_the_mirrors() {
+    let names = HostsFile::new("");
+    let primary = crate::harness::Osmem::start();
+    lean_sessions_template(&primary);
+    let port = shared_port();
+    let tee = osmem_at(at("127.0.0.3", port));
+    lean_sessions_template(&tee);
+    let mport = free_port();
+    let ini = format!(
+        "{}[tee]\nelasticsearch=http://tee.test:{port}\n",
+        crate::fleet_ini(
+            &primary.url(),
+            &format!("esProxyDnsInterval=1\nesProxyMetricsPort={mport}")
+        )
+    );
+    let (p, log) = Proxy::start_resolving(&ini, "default", &names);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains(&format!(
+            "[tee] elasticsearch: cannot resolve tee.test:{port}"
+        )),
+        "{text}"
+    );
+    // The primary is not held up by a tee that does not resolve; the mirror counts as dropped.
+    let (body, _) = bulk("teelate0", 1);
+    assert!(ok_bulk(&p.req(AUTH, "POST", "/_bulk", body.as_bytes())));
+    assert!(metric(mport, "esproxy_tee_dropped_total{reason=\"unhealthy\"}").unwrap() >= 1.0);
+    let tee_members =
+        format!("esproxy_upstream_members{{cluster=\"tee\",name=\"http://tee.test:{port}\"}}");
+    assert_eq!(metric(mport, &tee_members), Some(0.0));
+    names.set("127.0.0.3 tee.test");
+    let changed = Instant::now();
+    while metric(mport, &tee_members) != Some(1.0) {
+        assert!(
+            changed.elapsed() < Duration::from_secs(6),
+            "the tee name was not resolved within esProxyDnsInterval=1 (and slack)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 1..4 {
+        let (body, _) = bulk(&format!("teelate{i}"), 1);
+        assert!(ok_bulk(&p.req(AUTH, "POST", "/_bulk", body.as_bytes())));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tee.count(INDEX, ALL) < 3 {
+        assert!(Instant::now() < deadline, "the tee did not get the mirrors");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(primary.count(INDEX, ALL), 4);
+}

@@ -338,23 +338,33 @@ impl Pool {
     /// Sets read and write timeouts on every member (used for the tee, whose connections must
     /// never hang on a black-holed node).
     pub fn set_io_timeout(&mut self, t: Duration) {
-        for target in &mut self.targets {
-            if let Some(target) = Arc::get_mut(target) {
-                target.options.read_timeout = Some(t);
-                target.options.write_timeout = Some(t);
-            }
+        // Members share their target: new targets, then the same members (ids, addresses,
+        // health) rebuilt on them.
+        let old_targets = std::mem::take(&mut self.targets);
+        for old in &old_targets {
+            let mut options = old.options.clone();
+            options.read_timeout = Some(t);
+            options.write_timeout = Some(t);
+            self.targets.push(Arc::new(Target {
+                name: old.name.clone(),
+                url: old.url.clone(),
+                literal: old.literal,
+                host_header: old.host_header.clone(),
+                authorization: old.authorization.clone(),
+                options,
+                client_cert: old.client_cert.clone(),
+                resolve_failures: AtomicU64::new(old.resolve_failures.load(Ordering::Relaxed)),
+                failing: AtomicBool::new(old.failing.load(Ordering::Relaxed)),
+            }));
         }
-        // Rebuild the members on the updated targets (same ids).
-        let members = self.snapshot();
-        let rebuilt = members
+        let rebuilt = self
+            .snapshot()
             .iter()
-            .map(|m| {
-                let target = self.targets.iter().find(|t| t.name == m.target.name);
-                Arc::new(Member::new(
-                    m.id,
-                    target.cloned().unwrap_or_else(|| m.target.clone()),
-                    m.addr,
-                ))
+            .filter_map(|m| {
+                let i = old_targets.iter().position(|t| Arc::ptr_eq(t, &m.target))?;
+                let new = Member::new(m.id, self.targets[i].clone(), m.addr);
+                new.healthy.store(m.is_healthy(), Ordering::Relaxed);
+                Some(Arc::new(new))
             })
             .collect();
         *self.members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rebuilt);
@@ -1051,6 +1061,21 @@ mod tests {
         assert!(pool.snapshot()[0].is_healthy());
         assert_eq!(m.addr(), at("127.0.0.2"));
         assert_eq!(pool.select(&before).unwrap().member.addr(), at("127.0.0.4"));
+    }
+
+    #[test]
+    fn io_timeout_reaches_every_member_and_every_later_one() {
+        let mut pool = Pool::new(&upstream(vec![url("127.0.0.1", 9201)]), "tee").unwrap();
+        let t = Duration::from_secs(7);
+        pool.set_io_timeout(t);
+        let m = pool.snapshot()[0].clone();
+        assert_eq!(m.id(), 0);
+        assert_eq!(m.peer().options.read_timeout, Some(t));
+        assert_eq!(m.peer().options.write_timeout, Some(t));
+        let mut pool = named_pool();
+        pool.set_io_timeout(t);
+        pool.apply(&[Some(vec![at("127.0.0.2")])]);
+        assert_eq!(pool.snapshot()[0].peer().options.read_timeout, Some(t));
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! The Pingora glue: `impl ProxyHttp` calls the decision modules in data-path order and turns
 //! a `Reject` into the response the sensor gets. No parsing and no policy of its own: each hook
-//! below hands its decision to the module that owns it.
+//! below hands its decision to the module that owns it. The per-request state the hooks share
+//! is in `proxy/ctx.rs`; the requests we send ourselves (a held bulk's replay, a SigV4 request)
+//! and the answer to any other failure are in `proxy/sent_by_us.rs`.
 //!
 //! Phases, in the order Pingora runs them for one request:
 //!
@@ -31,19 +33,23 @@
 //! logging                  BodyFlow::finish (tee); metrics; logline::access
 //! ```
 
+mod ctx;
+mod sent_by_us;
+
+pub use ctx::{in_flight, Ctx, Snapshot};
+
 use crate::allowlist;
-use crate::auth::{self, Sensors};
+use crate::auth;
 use crate::body_flow::BodyFlow;
 use crate::body_plan::{self, Plan};
-use crate::body_read::{self, Rest};
-use crate::client_ip::{self, XffConfig};
+use crate::body_read;
+use crate::client_ip;
 use crate::connection::{self, Ticket};
 use crate::framing::{self, BodyHead};
 use crate::logline;
 use crate::metrics;
-use crate::policy::Policy;
-use crate::reject::{Failure, Reject};
-use crate::replay::{self, AfterTimeout, Replayer};
+use crate::reject::Reject;
+use crate::replay::{self, Replayer};
 use crate::respond;
 use crate::retry;
 use crate::tee::Tee;
@@ -56,22 +62,8 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// The part of the configuration every request reads, swapped atomically on reload: a request
-/// keeps the snapshot it started with.
-pub struct Snapshot {
-    /// Prefix, strictness, limits.
-    pub policy: Policy,
-    /// Known sensors.
-    pub sensors: Sensors,
-    /// Forwarding-header trust.
-    pub xff: XffConfig,
-    /// Log every request, not only denials.
-    pub access_log: bool,
-}
 
 /// The proxy application.
 pub struct EsProxy {
@@ -83,63 +75,6 @@ pub struct EsProxy {
     pub tee: Option<Arc<Tee>>,
     /// Re-sends held bulks ES refused with 429/503 or lost (src/replay.rs).
     pub replayer: Arc<Replayer>,
-}
-
-/// Requests being handled now: a request counts from `new_ctx` until its `Ctx` is dropped. The
-/// SIGTERM drain waits for this to reach zero; metrics show it.
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-
-/// Requests being handled now.
-pub fn in_flight() -> usize {
-    IN_FLIGHT.load(Ordering::Relaxed)
-}
-
-/// Counts one request in flight for as long as it lives.
-struct InFlight(());
-
-impl InFlight {
-    fn enter() -> InFlight {
-        IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
-        InFlight(())
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Per-request state.
-pub struct Ctx {
-    _in_flight: InFlight,
-    /// The settings this request started with.
-    snap: Arc<Snapshot>,
-    /// When the request arrived (the replay budget counts from here).
-    started: Instant,
-    client: Option<IpAddr>,
-    sensor: Option<String>,
-    route: Option<allowlist::Route>,
-    /// The request carries a body (as its head declares).
-    has_body: bool,
-    /// The refusal that ended this request, if any (logged once, answered by `fail_to_proxy`).
-    reject: Option<Reject>,
-    /// Peer used by the current attempt and peers that failed to connect.
-    peer: Option<Arc<Member>>,
-    failed: Vec<u64>,
-    /// In-flight count and upstream latency clock (metrics only).
-    obs: metrics::RequestObs,
-    /// The body on its way upstream: bulk validation, replay hold, tee mirror.
-    body: BodyFlow,
-    /// The connection gate's ticket (src/connection/): told when the request authenticated.
-    conn: Option<Ticket>,
-    /// A small body read whole for inspection, kept as received when the request is signed.
-    small_body: Vec<Bytes>,
-    /// The peer of an attempt went silent (esProxyUpstreamTimeout).
-    timed_out: bool,
-    /// When the sensor last sent body bytes: a replay that reads the rest of a body stops
-    /// waiting `esProxyBodyIdleTimeout` after it, as Pingora's own body read does.
-    last_body: Instant,
 }
 
 impl EsProxy {
@@ -236,131 +171,6 @@ impl EsProxy {
         metrics::denial(ctx.sensor.as_deref(), r.label());
         logline::denial(ctx.sensor.as_deref(), ctx.client, session.req_header(), r);
     }
-
-    /// Re-sends a bulk whose attempt failed (ES back-pressure, or the connection to ES broke)
-    /// from its held, validated body. `Some(status)` when an answer was written to the sensor.
-    async fn replay_bulk(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> Option<u16> {
-        if ctx.reject.is_some() || !ctx.body.replays_after(e) {
-            return None;
-        }
-        let deadline = replay::deadline(ctx.started);
-        let idle = ctx.conn.as_ref().map(Ticket::body_idle);
-        let sensor = ctx.sensor.clone();
-        let rest = body_read::rest_of_bulk;
-        match rest(
-            session,
-            &mut ctx.body,
-            sensor.as_deref(),
-            &mut ctx.last_body,
-            idle,
-            deadline,
-        )
-        .await
-        {
-            Rest::Complete => {}
-            Rest::Unheld => return None,
-            Rest::Idle => {
-                // The same 408 as when Pingora's own body read times out.
-                connection::body_idle_passed(ctx.sensor.as_deref(), ctx.client);
-                ctx.body.refused();
-                let r = Reject::BodyTimeout(
-                    "no body byte within esProxyBodyIdleTimeout (replay)".into(),
-                );
-                ctx.reject = Some(r.clone());
-                return Some(respond::refusal(session, &r).await.unwrap_or(0));
-            }
-            Rest::Refused(r) => return Some(self.refuse(session, ctx, r).await),
-        }
-        let method = &session.req_header().method;
-        let resend = |ctx: &Ctx| {
-            let route = ctx.route.as_ref();
-            route.is_some_and(|r| ctx.body.after_timeout(method, r) == AfterTimeout::Resend)
-        };
-        if ctx.timed_out {
-            if !resend(ctx) {
-                return None;
-            }
-            metrics::timeout_resend("bulk");
-        }
-        let resend_after_timeout = resend(ctx);
-        let (head, held) = ctx.body.replayable()?;
-        let answer = self
-            .replayer
-            .run(
-                head,
-                held,
-                ctx.peer.as_ref().map(|m| m.id()),
-                deadline,
-                resend_after_timeout,
-            )
-            .await?;
-        ctx.body.mark_replayed();
-        Some(respond::replayed(session, answer).await)
-    }
-
-    /// A request to a SigV4 cluster: its whole body is read, validated, mirrored and held
-    /// (`body_read::whole_to_sign`), then the replayer sends it, signed for each attempt, and
-    /// ES's answer is relayed. Always answered here (`Ok(true)`).
-    async fn forward_signed(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let mut up = session.req_header().clone();
-        self.upstream_head(&mut up, ctx, None)?;
-        ctx.body.start_mirror(&up, self.tee.as_ref(), ctx.has_body);
-        let max = self.pool.signer().map_or(0, |s| s.max_body());
-        let deadline = replay::deadline(ctx.started);
-        let small = std::mem::take(&mut ctx.small_body);
-        let declared = framing::content_length(&up.headers);
-        let sensor = ctx.sensor.clone();
-        let whole = body_read::whole_to_sign;
-        let held = match whole(
-            session,
-            &mut ctx.body,
-            sensor.as_deref(),
-            small,
-            ctx.has_body,
-            declared,
-            max,
-            deadline,
-        )
-        .await?
-        {
-            Ok(held) => held,
-            Err(r) => {
-                self.log_denial(session, ctx, &r);
-                respond::refusal(session, &r).await?;
-                ctx.reject = Some(r);
-                return Ok(true);
-            }
-        };
-        let resend_after_timeout = ctx.route.as_ref().is_some_and(|r| {
-            let method = &session.req_header().method;
-            ctx.body.after_timeout_of(method, r, &held) == AfterTimeout::Resend
-        });
-        let sent = self
-            .replayer
-            .send_signed(&up, &held, deadline, resend_after_timeout);
-        match sent.await {
-            Some(a) => {
-                respond::replayed(session, a).await;
-            }
-            None => {
-                let why = format_args!("no answer to a signed request");
-                logline::upstream("error", ctx.sensor.as_deref(), session.req_header(), why);
-                respond::bad_gateway(session).await;
-            }
-        }
-        Ok(true)
-    }
-
-    /// Answers a failure that is not one of our refusals.
-    async fn respond_failure(&self, session: &mut Session, e: &Error, ctx: &Ctx) -> u16 {
-        let failure = Failure::of(e);
-        if let (Failure::UpstreamBroke, Some(m)) = (&failure, &ctx.peer) {
-            metrics::upstream_error(m.name(), "proxy");
-        }
-        let method = &session.req_header().method;
-        let why = ctx.body.not_resent_because(method, ctx.route.as_ref());
-        respond::failure(session, e, failure, ctx.sensor.as_deref(), why).await
-    }
 }
 
 #[async_trait]
@@ -368,24 +178,7 @@ impl ProxyHttp for EsProxy {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx {
-            _in_flight: InFlight::enter(),
-            snap: self.snapshot.load_full(),
-            started: Instant::now(),
-            client: None,
-            sensor: None,
-            route: None,
-            has_body: false,
-            reject: None,
-            peer: None,
-            failed: Vec::new(),
-            obs: metrics::RequestObs::start(),
-            body: BodyFlow::default(),
-            conn: None,
-            small_body: Vec::new(),
-            timed_out: false,
-            last_body: Instant::now(),
-        }
+        Ctx::new(self.snapshot.load_full())
     }
 
     fn on_connection_reuse(
@@ -612,18 +405,5 @@ impl ProxyHttp for EsProxy {
             let req = session.req_header();
             logline::access(ctx.sensor.as_deref(), ctx.client, req, status, route, e);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_counts_in_flight_until_its_guard_drops() {
-        // Other tests may run concurrently: compare with the value seen inside.
-        let g = InFlight::enter();
-        assert!(in_flight() >= 1);
-        drop(g);
     }
 }

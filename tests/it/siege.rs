@@ -7,7 +7,10 @@
 //! closed by esproxy within 30 s of opening, ≥ 99 % of stalled bodies ended within 45 s of their
 //! last byte (nothing of them stored), the flood refused and counted, and esproxy's peak RSS
 //! (VmHWM) ≤ 128 MB. The legit GET p99 < 100 ms is judged when the sensor alone, measured just
-//! before, shows a quiet machine; the figures (with that baseline) are printed either way.
+//! before (after a warm-up, ~170 GETs), shows a quiet machine (p99 < 25 ms); the figures (with
+//! that baseline, the load average and both processes' CPU) are printed either way. GET latency
+//! is taken over the GETs that did not overlap one of the sensor's own bulks: the Elasticsearch
+//! stand-in answers nothing while it indexes a bulk (see where the figures are computed).
 //!
 //! `#[ignore]`d so it never runs beside the other integration tests (it would disturb their
 //! timing): `scripts/test.sh` runs it on its own afterwards with
@@ -236,6 +239,7 @@ fn siege_of_hostile_connections_leaves_the_legit_sensor_served_and_memory_bounde
     let rss_start = vm_kb(proxy.pid(), "VmRSS:");
     let load_before = loadavg();
     let cpu_start = cpu_secs(proxy.pid());
+    let own_cpu_start = cpu_secs(std::process::id());
 
     // The legit sensor: a GET every 50 ms and a ~1 MB bulk every second, a new connection each
     // (two threads, so a slow bulk never delays the GETs being timed).
@@ -343,9 +347,17 @@ fn siege_of_hostile_connections_leaves_the_legit_sensor_served_and_memory_bounde
     let (gets, mut failures) = gets.join().unwrap();
     let (bulks, bulk_failures) = bulks.join().unwrap();
     failures.extend(bulk_failures);
-    let during = |xs: &[(Instant, Duration)], siege: bool| -> Vec<Duration> {
+    // osmem, the Elasticsearch stand-in, serves nothing else while it indexes a bulk: a GET that
+    // arrives during the legit sensor's own 1 MB bulk waits for it (under a millisecond alone,
+    // the rest of the bulk's 100-500 ms behind one), which a real cluster does not do and which
+    // says nothing about esproxy. Those GETs must succeed too, but they are reported apart: the
+    // latency figures are of the GETs that no bulk of the sensor overlapped.
+    let bulk_spans: Vec<(Instant, Instant)> = bulks.iter().map(|(t, d)| (*t, *t + *d)).collect();
+    let clear =
+        |(t, d): &(Instant, Duration)| !bulk_spans.iter().any(|(b0, b1)| *b0 < *t + *d && *t < *b1);
+    let during = |xs: &[(Instant, Duration)], siege: bool, clear_only: bool| -> Vec<Duration> {
         xs.iter()
-            .filter(|(t, _)| *t >= warmed && (*t >= started) == siege)
+            .filter(|s| s.0 >= warmed && (s.0 >= started) == siege && (!clear_only || clear(s)))
             .map(|(_, d)| *d)
             .collect()
     };
@@ -353,16 +365,20 @@ fn siege_of_hostile_connections_leaves_the_legit_sensor_served_and_memory_bounde
     // (the ramp, the first-byte or head deadlines, the stalled bulks' end).
     let mut slowest: Vec<(Duration, f64)> = gets
         .iter()
-        .filter(|(t, _)| *t >= started)
+        .filter(|s| s.0 >= started && clear(s))
         .map(|(t, d)| (*d, (*t - started).as_secs_f64()))
         .collect();
     slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
     slowest.truncate(8);
-    let (mut base_gets, mut gets) = (during(&gets, false), during(&gets, true));
-    let mut bulks = during(&bulks, true);
+    let all_gets = during(&gets, true, false);
+    let overlapped_gets = all_gets.len() - during(&gets, true, true).len();
+    let mut all_gets = all_gets;
+    let (mut base_gets, mut gets) = (during(&gets, false, true), during(&gets, true, true));
+    let mut bulks = during(&bulks, true, false);
     let rss_peak_sampled = sampler.join().unwrap();
     let hwm = vm_kb(pid, "VmHWM:");
     let cpu = cpu_secs(pid) - cpu_start;
+    let own_cpu = cpu_secs(std::process::id()) - own_cpu_start;
     let text = scrape(metrics);
     let m = |name: &str, labels: &[(&str, &str)]| sample(&text, name, labels);
 
@@ -370,18 +386,25 @@ fn siege_of_hostile_connections_leaves_the_legit_sensor_served_and_memory_bounde
     let quiet_ok = share_within(&quiet, Duration::from_secs(30));
     let stalled_ok = share_within(&stalled, Duration::from_secs(45));
     let (base_p50, base_p99) = (p(&mut base_gets, 0.50), p(&mut base_gets, 0.99));
-    let (p50, p99, max) = (p(&mut gets, 0.50), p(&mut gets, 0.99), p(&mut gets, 1.0));
+    let (p50, p90, p99, max) = (
+        p(&mut gets, 0.50),
+        p(&mut gets, 0.90),
+        p(&mut gets, 0.99),
+        p(&mut gets, 1.0),
+    );
     println!(
         "siege figures ({:.0} s):\n\
-         legit alone first: {} GETs (p50 {:?}, p99 {:?})\n\
-         legit under siege: {} GETs (p50 {:?}, p99 {:?}, max {:?}), {} bulks (p50 {:?}, max {:?}), \
+         legit alone first: {} GETs clear of the sensor's bulks (p50 {:?}, p99 {:?})\n\
+         legit under siege: {} GETs clear of the sensor's bulks (p50 {:?}, p90 {:?}, p99 {:?}, \
+         max {:?}); all {} GETs p99 {:?} ({} overlapped a bulk); {} bulks (p50 {:?}, max {:?}); \
          {} failures {:?}\n\
          slow heads closed within 30 s: {:.2} % of {}\n\
          silent closed within 30 s: {:.2} % of {}\n\
          flood closed within 1 s (refused): {} of {FLOOD}\n\
          stalled bulks ended within 45 s of their last byte: {:.2} % of {}\n\
          slowest GETs under siege (time, s into the siege): {:.0?}\n\
-         esproxy RSS: start {} KB, sampled peak {} KB, VmHWM {} KB; CPU {:.1} s\n\
+         esproxy RSS: start {} KB, sampled peak {} KB, VmHWM {} KB; CPU {:.1} s (the test's \
+         clients: {:.1} s)\n\
          load average before {}, after {}\n\
          metrics: refused per_client {}, unauthenticated {}, max_connections {}; evicted {}; \
          deadlines first_byte {}, head {}, body_idle {}",
@@ -391,8 +414,12 @@ fn siege_of_hostile_connections_leaves_the_legit_sensor_served_and_memory_bounde
         base_p99,
         gets.len(),
         p50,
+        p90,
         p99,
         max,
+        all_gets.len(),
+        p(&mut all_gets, 0.99),
+        overlapped_gets,
         bulks.len(),
         p(&mut bulks, 0.5),
         p(&mut bulks, 1.0),
@@ -410,6 +437,7 @@ fn siege_of_hostile_connections_leaves_the_legit_sensor_served_and_memory_bounde
         rss_peak_sampled,
         hwm,
         cpu,
+        own_cpu,
         load_before.trim(),
         loadavg().trim(),
         m(

@@ -17,6 +17,8 @@ use bytes::Bytes;
 use log::{debug, warn};
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -217,44 +219,17 @@ impl Tee {
     async fn send_whole(
         &self,
         member: &Member,
-        peer: &pingora::upstreams::peer::HttpPeer,
+        peer: &HttpPeer,
         head: RequestHeader,
         body: Vec<Bytes>,
     ) -> Result<bool, String> {
-        let e = |what: &str, err: Box<pingora::Error>| format!("{what} {}: {err}", member.label());
-        let (mut s, _) = match self.connector.get_http_session(peer).await {
-            Ok(s) => s,
-            Err(err) => {
-                self.pool.mark_down(member, "connect failed");
-                return Err(e("connect", err));
-            }
-        };
-        s.write_request_header(Box::new(head))
-            .await
-            .map_err(|err| e("write to", err))?;
+        let mut s = self.open(member, peer, head).await?;
         for b in body {
             s.write_request_body(b, false)
                 .await
-                .map_err(|err| e("write to", err))?;
+                .map_err(|err| failed("write to", member, err))?;
         }
-        s.finish_request_body()
-            .await
-            .map_err(|err| e("write to", err))?;
-        s.read_response_header()
-            .await
-            .map_err(|err| e("read from", err))?;
-        while s
-            .read_response_body()
-            .await
-            .map_err(|err| e("read from", err))?
-            .is_some()
-        {}
-        if s.response_done() {
-            self.connector
-                .release_http_session(s, peer, peer.options.idle_timeout)
-                .await;
-        }
-        Ok(true)
+        self.finish(s, member, peer).await
     }
 
     /// `Ok(true)`: answered; `Ok(false)`: the primary went away before the end of the body.
@@ -266,7 +241,6 @@ impl Tee {
         queued: Arc<AtomicUsize>,
     ) -> Result<bool, String> {
         let peer = member.peer();
-        let e = |what: &str, err: Box<pingora::Error>| format!("{what} {}: {err}", member.label());
         if let Some(signer) = self.pool.signer() {
             // SigV4 hashes the body: all of it before the head goes out.
             let Some(body) = collect(&mut rx, &queued, signer.max_body()).await? else {
@@ -279,46 +253,68 @@ impl Tee {
                 .map_err(|err| format!("sign for {}: {err}", member.label()))?;
             return self.send_whole(member, &peer, head, body).await;
         }
-        let (mut s, _) = match self.connector.get_http_session(&peer).await {
-            Ok(s) => s,
-            Err(err) => {
-                // Passive check, as for the primary: later mirrors are dropped at once until the
-                // tee's health check brings the peer back.
-                self.pool.mark_down(member, "connect failed");
-                return Err(e("connect", err));
-            }
-        };
-        s.write_request_header(Box::new(head))
-            .await
-            .map_err(|err| e("write to", err))?;
+        let mut s = self.open(member, &peer, head).await?;
         loop {
             match rx.recv().await {
                 Some(Msg::Chunk(b)) => {
                     let n = b.len();
                     let w = s.write_request_body(b, false).await;
                     queued.fetch_sub(n, Ordering::AcqRel);
-                    w.map_err(|err| e("write to", err))?;
+                    w.map_err(|err| failed("write to", member, err))?;
                 }
                 Some(Msg::End) => break,
                 // Dropping the session closes the connection with no terminating chunk.
                 None => return Ok(false),
             }
         }
+        self.finish(s, member, &peer).await
+    }
+
+    /// Connects to `member` and writes the request head.
+    async fn open(
+        &self,
+        member: &Member,
+        peer: &HttpPeer,
+        head: RequestHeader,
+    ) -> Result<HttpSession, String> {
+        let (mut s, _) = match self.connector.get_http_session(peer).await {
+            Ok(s) => s,
+            Err(err) => {
+                // Passive check, as for the primary: later mirrors are dropped at once until the
+                // tee's health check brings the peer back.
+                self.pool.mark_down(member, "connect failed");
+                return Err(failed("connect", member, err));
+            }
+        };
+        s.write_request_header(Box::new(head))
+            .await
+            .map_err(|err| failed("write to", member, err))?;
+        Ok(s)
+    }
+
+    /// Ends the request body, reads the whole answer (the tee's answer is not used), and keeps
+    /// the connection for the next mirror when it can be reused.
+    async fn finish(
+        &self,
+        mut s: HttpSession,
+        member: &Member,
+        peer: &HttpPeer,
+    ) -> Result<bool, String> {
         s.finish_request_body()
             .await
-            .map_err(|err| e("write to", err))?;
+            .map_err(|err| failed("write to", member, err))?;
         s.read_response_header()
             .await
-            .map_err(|err| e("read from", err))?;
+            .map_err(|err| failed("read from", member, err))?;
         while s
             .read_response_body()
             .await
-            .map_err(|err| e("read from", err))?
+            .map_err(|err| failed("read from", member, err))?
             .is_some()
         {}
         if s.response_done() {
             self.connector
-                .release_http_session(s, &peer, peer.options.idle_timeout)
+                .release_http_session(s, peer, peer.options.idle_timeout)
                 .await;
         }
         Ok(true)
@@ -436,6 +432,11 @@ impl Slot {
             _ => *self = Slot::Done,
         }
     }
+}
+
+/// Why a mirror failed: what was being done, with which member, and Pingora's error.
+fn failed(what: &str, member: &Member, err: Box<pingora::Error>) -> String {
+    format!("{what} {}: {err}", member.label())
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! rewrites (harness::HostsFile); osmem-server listens on 127.0.0.2 and 127.0.0.3.
 
 use crate::bulk_stream::lean_sessions_template;
-use crate::harness::{free_port, osmem_at, request, temp_file, HostsFile, Proxy, Relay, RelayMode};
+use crate::harness::{
+    free_port, osmem_at, post_bulk, request, temp_file, HostsFile, Proxy, Relay, RelayMode,
+};
 use crate::pool::{bulk, ids, load, ok_bulk, ALL, AUTH, INDEX};
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
@@ -87,16 +89,7 @@ fn a_name_that_appears_after_start_is_used_within_the_interval() {
     let waiting = std::thread::spawn(move || {
         let (body, _) = bulk("late0", 2);
         let auth = crate::harness::basic(AUTH);
-        let r = request(
-            addr,
-            "POST",
-            "/_bulk",
-            &[
-                ("Authorization", auth.as_str()),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        );
+        let r = post_bulk(addr, Some(&auth), body.as_bytes(), false);
         (Instant::now(), r)
     });
     std::thread::sleep(Duration::from_millis(500));
@@ -190,16 +183,7 @@ fn a_name_moving_while_its_old_node_dies_loses_no_acknowledged_bulk() {
         std::thread::sleep(Duration::from_millis(100));
         let (body, ids) = bulk("gap", 5);
         let auth = crate::harness::basic(AUTH);
-        let r = request(
-            addr,
-            "POST",
-            "/_bulk",
-            &[
-                ("Authorization", auth.as_str()),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        );
+        let r = post_bulk(addr, Some(&auth), body.as_bytes(), false);
         (r, ids)
     });
     // DNS lags the node's death a little, as a real record's TTL would.

@@ -251,16 +251,7 @@ impl Proxy {
     /// `POST /_bulk` of a gzip body (`gz`, already compressed) with `authorization` as the
     /// whole `Authorization` value, as capture sends it.
     pub fn gzip_bulk(&self, authorization: &str, gz: &[u8]) -> Response {
-        self.req_h(
-            "POST",
-            "/_bulk",
-            &[
-                ("Authorization", authorization),
-                ("Content-Type", "application/json"),
-                ("Content-Encoding", "gzip"),
-            ],
-            gz,
-        )
+        post_bulk(self.addr, Some(authorization), gz, true)
     }
 
     /// A request with arbitrary extra headers.

@@ -362,6 +362,11 @@ impl Replayer {
         // change of its members, and waits for one within the budget when none is left.
         let mut transport_failures = 0usize;
         let mut max_transport_failures = self.pool.len() + 2;
+        let what = if replay {
+            "bulk replay"
+        } else {
+            "signed request"
+        };
         let mut generation = self.pool.generation();
         let mut after_transport_failure = false;
         loop {
@@ -424,25 +429,12 @@ impl Replayer {
                     // The silent node may still apply it: another copy only if that is safe.
                     if matches!(e, SendError::Timeout(_)) && !resend_after_timeout {
                         warn!(
-                            "{} to {} went silent; not sent again: {e}",
-                            if replay {
-                                "bulk replay"
-                            } else {
-                                "signed request"
-                            },
+                            "{what} to {} went silent; not sent again: {e}",
                             member.label()
                         );
                         break;
                     }
-                    warn!(
-                        "{} to {} failed: {e}",
-                        if replay {
-                            "bulk replay"
-                        } else {
-                            "signed request"
-                        },
-                        member.label()
-                    );
+                    warn!("{what} to {} failed: {e}", member.label());
                     // Another peer at once the first time; then back off.
                     wait = if attempts == 1 && self.pool.len() > 1 {
                         Duration::ZERO

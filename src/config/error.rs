@@ -17,6 +17,20 @@ pub(super) struct Diag {
     pub(super) message: String,
 }
 
+impl Diag {
+    /// A diagnostic about the file as a whole, or one line of it outside any key.
+    pub(super) fn in_file(file: &std::path::Path, line: Option<usize>, message: String) -> Diag {
+        Diag {
+            file: file.to_path_buf(),
+            line,
+            section: None,
+            key: None,
+            value: None,
+            message,
+        }
+    }
+}
+
 impl fmt::Display for Diag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file.display())?;

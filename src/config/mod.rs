@@ -144,14 +144,8 @@ impl Config {
     /// Reads and validates `file`. `node` is the `-n` name; `None` = the short host name.
     pub fn load(file: &Path, node: Option<&str>) -> Result<(Config, Vec<Warning>), ConfigError> {
         let text = std::fs::read_to_string(file).map_err(|e| {
-            ConfigError(Box::new(Diag {
-                file: file.to_path_buf(),
-                line: None,
-                section: None,
-                key: None,
-                value: None,
-                message: format!("cannot read the config file: {e}"),
-            }))
+            let message = format!("cannot read the config file: {e}");
+            ConfigError(Box::new(Diag::in_file(file, None, message)))
         })?;
         Config::from_str(&text, file, node)
     }
@@ -163,31 +157,16 @@ impl Config {
         file: &Path,
         node: Option<&str>,
     ) -> Result<(Config, Vec<Warning>), ConfigError> {
-        let ini = ini::parse(text).map_err(|e| {
-            ConfigError(Box::new(Diag {
-                file: file.to_path_buf(),
-                line: Some(e.line),
-                section: None,
-                key: None,
-                value: None,
-                message: e.message,
-            }))
-        })?;
+        let ini = ini::parse(text)
+            .map_err(|e| ConfigError(Box::new(Diag::in_file(file, Some(e.line), e.message))))?;
         let mut warnings = Vec::new();
         let (node, explicit) = match node {
             Some(n) if !n.trim().is_empty() => (n.trim().to_string(), true),
             _ => match lookup::short_hostname() {
                 Some(h) => (h, false),
                 None => {
-                    warnings.push(Warning(Diag {
-                        file: file.to_path_buf(),
-                        line: None,
-                        section: None,
-                        key: None,
-                        value: None,
-                        message: "cannot read the host name; using [default] only (pass -n NODE)"
-                            .into(),
-                    }));
+                    let message = "cannot read the host name; using [default] only (pass -n NODE)";
+                    warnings.push(Warning(Diag::in_file(file, None, message.into())));
                     ("default".to_string(), false)
                 }
             },

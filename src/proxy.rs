@@ -101,9 +101,7 @@ impl EsProxy {
         let sensor = auth::authenticate_request(&snap.sensors, &req.headers, client, cert)?;
         ctx.sensor = Some(sensor.clone());
 
-        let target = std::str::from_utf8(req.raw_path())
-            .map_err(|_| Reject::BadPath("request target is not UTF-8".into()))?;
-        let route = allowlist::classify(&snap.policy, &sensor, &req.method, target)?;
+        let route = allowlist::classify_raw(&snap.policy, &sensor, &req.method, req.raw_path())?;
         let head = BodyHead::read(&req.headers)?;
         ctx.has_body = head.has_body;
         match body_plan::plan(&snap.policy, &sensor, &route, &head)? {

@@ -218,6 +218,19 @@ impl JsonRule {
     }
 }
 
+/// [`classify`] for the request target as its raw bytes: a target that is not UTF-8 is a bad
+/// path (its percent-escapes are checked by [`classify`]; raw non-ASCII is refused there too).
+pub fn classify_raw(
+    policy: &Policy,
+    sensor: &str,
+    method: &Method,
+    raw_target: &[u8],
+) -> Result<Route, Reject> {
+    let target = std::str::from_utf8(raw_target)
+        .map_err(|_| Reject::BadPath("request target is not UTF-8".into()))?;
+    classify(policy, sensor, method, target)
+}
+
 /// Decides whether `sensor` may send `method` to `path_and_query` (the raw request target as
 /// received) and, if so, what goes upstream and how the body is checked.
 ///
@@ -350,6 +363,15 @@ fn canonical_uint(s: &str) -> Option<u32> {
 mod tests {
     use super::*;
     use crate::allowlist::testkit::*;
+
+    #[test]
+    fn a_target_that_is_not_utf8_is_a_bad_path_and_a_utf8_one_is_classified() {
+        let policy = strict();
+        let e = classify_raw(&policy, "toronto01", &Method::GET, b"/_cat/health\xff").unwrap_err();
+        assert!(matches!(e, Reject::BadPath(_)), "{e:?}");
+        let r = classify_raw(&policy, "toronto01", &Method::GET, b"/_cat/health").unwrap();
+        assert_eq!(r.forward, "/_cat/health");
+    }
 
     // ── the real capture trace and viewer traffic ──
 

@@ -26,7 +26,8 @@ struct Cli {
     /// Send the body gzip-compressed (level 6), inflated and checked as it streams.
     #[arg(long)]
     gzip: bool,
-    /// With --gzip: store and forward (the proxy's path for a gzip bulk with a Content-Length).
+    /// With --gzip: store and forward (the proxy's lax-mode path for a gzip bulk with a
+    /// Content-Length; strict mode streams gzip bulks inflated).
     #[arg(long)]
     stored: bool,
 }
@@ -50,7 +51,11 @@ fn main() -> ExitCode {
     } else {
         (Bytes::from(plain.clone()), BodyEncoding::Identity)
     };
-    let policy = Policy::default();
+    // Store and forward is lax mode's (strict rewrites session `index` lines to `create`).
+    let policy = Policy {
+        strict: !cli.stored,
+        ..Policy::default()
+    };
     let mut total = 0usize;
     for _ in 0..cli.passes {
         let mut v = BulkValidator::new(&policy, NODE, enc);

@@ -10,6 +10,7 @@ use crate::metrics;
 use crate::reject::Reject;
 use crate::replay::{self, Held, Replayer};
 use crate::tee::{Slot as TeeSlot, Tee};
+use crate::upstream_head::BodyChange;
 use bytes::Bytes;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
@@ -22,8 +23,11 @@ pub struct BodyFlow {
     validator: Option<Box<BulkValidator>>,
     /// A `_bulk`: its validated body is held for replay.
     bulk: bool,
-    /// What goes upstream is the inflated body (its Content-Encoding is dropped).
-    inflated: bool,
+    /// How what goes upstream differs from what the sensor sent (its framing headers follow).
+    change: BodyChange,
+    /// The sensor's Content-Length: what is held for replay is at least that unless inflated
+    /// (a re-framed body's upstream head has no length to decide by).
+    declared: Option<u64>,
     /// The validated body of the current attempt, held for replay.
     held: Option<Held>,
     /// The upstream header of the bulk as first sent (a replay sends it again).
@@ -37,19 +41,36 @@ pub struct BodyFlow {
 }
 
 impl BodyFlow {
-    /// A `_bulk` streamed through `validator`; `inflated` when what goes upstream is inflated.
-    pub fn bulk(validator: Box<BulkValidator>, inflated: bool) -> BodyFlow {
+    /// A `_bulk` streamed through `validator`; `change` says how what goes upstream differs
+    /// from what the sensor sent, `declared` is the sensor's Content-Length.
+    pub fn bulk(
+        validator: Box<BulkValidator>,
+        change: BodyChange,
+        declared: Option<u64>,
+    ) -> BodyFlow {
         BodyFlow {
             validator: Some(validator),
             bulk: true,
-            inflated,
+            change,
+            declared,
             ..BodyFlow::default()
         }
     }
 
-    /// What goes upstream is the inflated body.
-    pub fn forwards_inflated(&self) -> bool {
-        self.inflated
+    /// How what goes upstream differs from what the sensor sent.
+    pub fn change(&self) -> BodyChange {
+        self.change
+    }
+
+    /// The fewest bytes that go upstream as far as the heads tell (`up` is the upstream head):
+    /// its Content-Length for a body forwarded as received, the sensor's for one whose lines
+    /// change (they only grow, and `up` has none left), nothing for an inflated one.
+    pub fn upstream_len_at_least(&self, up: &RequestHeader) -> Option<u64> {
+        match self.change {
+            BodyChange::None => crate::framing::content_length(&up.headers),
+            BodyChange::Lines => self.declared,
+            BodyChange::Inflated => None,
+        }
     }
 
     /// A `_bulk` (never re-sent by Pingora: a failed attempt is replayed from the held body).
@@ -74,7 +95,9 @@ impl BodyFlow {
         if self.bulk {
             match self.held.as_mut() {
                 Some(h) => h.reset(),
-                None => self.held = replayer.hold(crate::framing::content_length(&up.headers)),
+                // A bulk declared too large to hold is not held at all (not even its first
+                // megabytes).
+                None => self.held = replayer.hold(self.upstream_len_at_least(up)),
             }
             self.head = Some(up.clone());
         }
@@ -265,7 +288,7 @@ mod tests {
     fn a_refused_chunk_is_counted_and_drops_the_hold_and_the_mirror() {
         let policy = Policy::default();
         let v = BulkValidator::new(&policy, "toronto01", BodyEncoding::Identity);
-        let mut flow = BodyFlow::bulk(Box::new(v), false);
+        let mut flow = BodyFlow::bulk(Box::new(v), BodyChange::Lines, None);
         let sensor = metrics::sensor_label(Some("toronto01"));
         let before = rejected_count(&sensor);
         let bad = Bytes::from_static(b"{\"index\":{\"_index\":\"not_arkime\"}}\n{}\n");

@@ -1,8 +1,13 @@
 //! What happens to an admitted request's body, one decision taken from its route and its
 //! declared framing before a byte of it is read (SPEC §5): refused, streamed as is, streamed
 //! through the bulk validator (inflated, or held and forwarded as received for a small gzip
-//! bulk), or buffered whole within `esProxyMaxSmallBody`, inflated if gzip, and checked by the
-//! allowlist's body rules ([`SmallBody`]). No I/O: the proxy reads and writes.
+//! bulk in lax mode), or buffered whole within `esProxyMaxSmallBody`, inflated if gzip, and
+//! checked by the allowlist's body rules ([`SmallBody`]). No I/O: the proxy reads and writes.
+//!
+//! Strict mode may send a bulk's session `index` lines as `create` (`bulk::create`), so a strict
+//! bulk always goes upstream re-framed, and a strict gzip bulk inflated: compressed bytes cannot
+//! be rewritten, and re-compressing costs more CPU than the whole check (`bulk::create`'s docs
+//! have the figures).
 
 use crate::allowlist::{self, BodyRule, JsonRule, Route};
 use crate::bulk::gzip::Inflater;
@@ -10,10 +15,11 @@ use crate::bulk::{BodyEncoding, BulkValidator};
 use crate::framing::{BodyHead, Encoding};
 use crate::policy::{Limits, Policy};
 use crate::reject::Reject;
+use crate::upstream_head::BodyChange;
 
-/// Gzip bulks up to this Content-Length (and up to half of `esProxyMaxLine`) are held whole
-/// (compressed) and forwarded unchanged once every inflated line checked out: such a request
-/// holds at most this on top of what any bulk holds (one unfinished line).
+/// Lax mode: gzip bulks up to this Content-Length (and up to half of `esProxyMaxLine`) are held
+/// whole (compressed) and forwarded unchanged once every inflated line checked out: such a
+/// request holds at most this on top of what any bulk holds (one unfinished line).
 pub const GZIP_STORE_AND_FORWARD_MAX: u64 = 4 * 1024 * 1024;
 
 /// The plan for one request's body.
@@ -24,8 +30,9 @@ pub enum Plan {
     Bulk {
         /// The request's validator.
         validator: Box<BulkValidator>,
-        /// What goes upstream is the inflated, validated body (a gzip bulk too large to hold).
-        inflated: bool,
+        /// How what goes upstream differs from what the sensor sent: inflated (strict gzip, or
+        /// a lax gzip bulk too large to hold), lines changed (strict), or not at all.
+        change: BodyChange,
     },
     /// Buffered whole and checked before anything goes upstream.
     Small(SmallBody),
@@ -53,18 +60,27 @@ pub fn plan(policy: &Policy, sensor: &str, route: &Route, head: &BodyHead) -> Re
                 BodyEncoding::Identity
             };
             let validator = BulkValidator::new(policy, sensor, enc);
-            // A gzip bulk of known, modest size (capture's are a few hundred KB) goes upstream
-            // as it came, once all of it checked out: a sixth of the bytes to forward. Others
-            // stream their validated lines inflated.
+            // Lax: a gzip bulk of known, modest size (capture's are a few hundred KB) goes
+            // upstream as it came, once all of it checked out: a sixth of the bytes to forward.
+            // Others stream their validated lines inflated; strict ones always do, since their
+            // lines may change (module docs).
             let hold_max = GZIP_STORE_AND_FORWARD_MAX.min(limits.max_line as u64 / 2);
-            let store_and_forward = gzip && head.length.is_some_and(|n| n <= hold_max);
+            let store_and_forward =
+                !policy.strict && gzip && head.length.is_some_and(|n| n <= hold_max);
+            let change = if gzip && !store_and_forward {
+                BodyChange::Inflated
+            } else if policy.strict {
+                BodyChange::Lines
+            } else {
+                BodyChange::None
+            };
             Ok(Plan::Bulk {
                 validator: Box::new(if store_and_forward {
                     validator.forward_original()
                 } else {
                     validator
                 }),
-                inflated: gzip && !store_and_forward,
+                change,
             })
         }
         BodyRule::Json(rule) => {
@@ -221,21 +237,36 @@ mod tests {
         ));
     }
 
+    fn change(p: &Policy, length: Option<u64>, encoding: Encoding) -> BodyChange {
+        match plan(p, "n", &route(BodyRule::Bulk), &head(length, encoding)) {
+            Ok(Plan::Bulk { change, .. }) => change,
+            _ => panic!("not a bulk plan"),
+        }
+    }
+
     #[test]
-    fn small_gzip_bulks_are_held_and_forwarded_as_received_larger_ones_inflated() {
-        let p = Policy::default();
-        let bulk = route(BodyRule::Bulk);
-        let inflated = |length| match plan(&p, "n", &bulk, &head(length, Encoding::Gzip)) {
-            Ok(Plan::Bulk { inflated, .. }) => inflated,
-            _ => panic!("not a bulk plan"),
+    fn lax_small_gzip_bulks_are_held_and_forwarded_as_received_larger_ones_inflated() {
+        let p = Policy {
+            strict: false,
+            ..Policy::default()
         };
-        assert!(!inflated(Some(1000)));
-        assert!(inflated(Some(GZIP_STORE_AND_FORWARD_MAX + 1)));
+        assert_eq!(change(&p, Some(1000), Encoding::Gzip), BodyChange::None);
+        assert_eq!(
+            change(&p, Some(GZIP_STORE_AND_FORWARD_MAX + 1), Encoding::Gzip),
+            BodyChange::Inflated
+        );
         // Chunked: the size is unknown, so it streams inflated.
-        assert!(inflated(None));
-        match plan(&p, "n", &bulk, &head(Some(10), Encoding::Identity)) {
-            Ok(Plan::Bulk { inflated, .. }) => assert!(!inflated),
-            _ => panic!("not a bulk plan"),
+        assert_eq!(change(&p, None, Encoding::Gzip), BodyChange::Inflated);
+        assert_eq!(change(&p, Some(10), Encoding::Identity), BodyChange::None);
+    }
+
+    #[test]
+    fn strict_bulks_go_rechunked_and_gzip_ones_inflated() {
+        let p = Policy::default();
+        assert!(p.strict);
+        for length in [Some(1000), Some(GZIP_STORE_AND_FORWARD_MAX + 1), None] {
+            assert_eq!(change(&p, length, Encoding::Gzip), BodyChange::Inflated);
+            assert_eq!(change(&p, length, Encoding::Identity), BodyChange::Lines);
         }
     }
 

@@ -101,7 +101,7 @@ pub async fn rest_of_bulk(
 
 /// Reads a signed request's whole body through `flow` (validated, mirrored) into a hold of at
 /// most `max` bytes. `small`: a small body already read by [`small`] (checked then); `declared`:
-/// the upstream head's Content-Length. `Ok(Err(_))`: refused (the flow is marked refused);
+/// the fewest bytes that go upstream (`BodyFlow::upstream_len_at_least`). `Ok(Err(_))`: refused (the flow is marked refused);
 /// `Err(_)`: the body could not be read by `deadline`.
 #[allow(clippy::too_many_arguments)]
 pub async fn whole_to_sign(

@@ -21,9 +21,11 @@
 //!             ──► upstream   (pick a healthy ES peer: every address of every name, names
 //!                             resolved again in the background; TLS; our credentials
 //!                             replace the sensor's)
-//!             ──► upstream_head (only allowlisted sensor headers go upstream, and our XFF)
+//!             ──► upstream_head (only allowlisted sensor headers go upstream, and our XFF;
+//!                              a body we change goes chunked)
 //!             ──► body_flow  (per body chunk: bulk validated, held for replay, mirrored)
-//!                   ├ bulk   (only complete, validated lines go upstream)
+//!                   ├ bulk   (only complete, validated lines go upstream; strict: a session
+//!                   │         index under an id naming no node goes as create)
 //!                   ├ tee    (the validated bytes, mirrored in the background; never waits)
 //!                   └ replay (a held bulk ES refused with 429/503, lost, or left unanswered
 //!                            past esProxyUpstreamTimeout is sent again when that is safe)

@@ -106,10 +106,9 @@ impl EsProxy {
         ctx.has_body = head.has_body;
         match body_plan::plan(&snap.policy, &sensor, &route, &head)? {
             Plan::Stream => {}
-            Plan::Bulk {
-                validator,
-                inflated,
-            } => ctx.body = BodyFlow::bulk(validator, inflated),
+            Plan::Bulk { validator, change } => {
+                ctx.body = BodyFlow::bulk(validator, change, head.length)
+            }
             Plan::Small(mut body) => {
                 let keep = self.pool.signer().is_some();
                 let limits = &snap.policy.limits;
@@ -141,7 +140,7 @@ impl EsProxy {
             return Error::e_explain(ErrorType::InternalError, "no admitted route");
         };
         up.set_raw_path(route.forward.as_bytes())?;
-        crate::upstream_head::rewrite(up, ctx.client, ctx.body.forwards_inflated())?;
+        crate::upstream_head::rewrite(up, ctx.client, ctx.body.change())?;
         match member {
             Some(m) => self.pool.prepare_header(m, up),
             None => self.pool.prepare_header_default(up),

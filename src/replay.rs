@@ -16,7 +16,10 @@
 //! Why replaying a bulk is safe: capture itself resends the very same body when a connection
 //! drops before the answer (arkime-traffic.md §1), so a replay never does anything the sensor
 //! would not have done; `index`/`delete` actions with ids are idempotent and `create` reports a
-//! per-item conflict that capture ignores. A 429/503 answer means ES refused the request.
+//! per-item conflict that capture ignores. A 429/503 answer means ES refused the request. In
+//! strict mode session lines under random ids go as `create` (`bulk::create`), so a re-send of
+//! a bulk ES had already applied answers `409` for those items: the documents are there, and
+//! ES's answer is relayed as it is (capture reads only the status).
 //!
 //! A request to a SigV4 cluster is always sent this way ([`Replayer::send_signed`]): its whole
 //! validated body is held first, because the signature covers the body's hash.

@@ -18,7 +18,7 @@ use std::net::IpAddr;
 /// - `content-type`: ES needs it to parse a body (capture and the viewer send
 ///   `application/json`);
 /// - `content-length`, `transfer-encoding`: the framing of the body we forward (the listener
-///   already refused ambiguous framing; an inflated bulk is re-framed by [`rewrite`]);
+///   already refused ambiguous framing; a body we change is re-framed chunked by [`rewrite`]);
 /// - `content-encoding`: a body forwarded compressed (`gzip`, checked by the body rules);
 ///   dropped when esproxy forwards the inflated bytes;
 /// - `accept`, `accept-encoding`: the answer's format, passed back to the sensor as ES gives it;
@@ -46,6 +46,18 @@ pub const ESPROXY_SET: &[&str] = &["host", "authorization", "x-forwarded-for"];
 /// longer is not an id and only bloats ES's task list and slow logs.
 pub const MAX_OPAQUE_ID: usize = 256;
 
+/// What esproxy does to a request body on its way upstream, which decides the framing headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyChange {
+    /// Forwarded as received: the sensor's framing and encoding headers stay.
+    #[default]
+    None,
+    /// Lines may change length (a strict bulk: `bulk::create`): sent chunked, encoding kept.
+    Lines,
+    /// Inflated, lines maybe changed too: sent chunked, without `Content-Encoding`.
+    Inflated,
+}
+
 /// Whether a header the sensor sent under `name` (any case) goes upstream as it is.
 pub fn sensor_header_kept(name: &str) -> bool {
     SENSOR_KEPT.iter().any(|k| k.eq_ignore_ascii_case(name))
@@ -61,13 +73,14 @@ pub fn opaque_id_ok(value: &[u8]) -> bool {
 
 /// Turns the sensor's request head (Pingora's copy, about to go upstream) into what ES may
 /// see: drops every header not in [`SENSOR_KEPT`], sets our `X-Forwarded-For` to `client`, and
-/// for a body forwarded inflated (`inflated`) drops `Content-Encoding` and `Content-Length`
-/// (the size changes; the body goes chunked). `Host` and credentials are set afterwards by the
-/// upstream pool, for the primary and for the tee.
+/// for a body we change (`change`) replaces `Content-Length` with `Transfer-Encoding: chunked`
+/// (the size is only known at the end; without either header Pingora would send no body at
+/// all) and, for an inflated one, drops `Content-Encoding`. `Host` and credentials are set
+/// afterwards by the upstream pool, for the primary and for the tee.
 pub fn rewrite(
     up: &mut RequestHeader,
     client: Option<IpAddr>,
-    inflated: bool,
+    change: BodyChange,
 ) -> pingora::Result<()> {
     let mut drop: Vec<http::HeaderName> = up
         .headers
@@ -84,12 +97,15 @@ pub fn rewrite(
     if !matches!(opaque.as_slice(), [one] if opaque_id_ok(one)) {
         drop.push(http::HeaderName::from_static("x-opaque-id"));
     }
-    if inflated {
+    if change == BodyChange::Inflated {
         drop.push(http::header::CONTENT_ENCODING);
-        drop.push(http::header::CONTENT_LENGTH);
     }
     for name in &drop {
         up.remove_header(name);
+    }
+    if change != BodyChange::None {
+        up.remove_header(&http::header::CONTENT_LENGTH);
+        up.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
     if let Some(ip) = client {
         up.insert_header(
@@ -185,7 +201,7 @@ mod tests {
     fn rewrite_keeps_exactly_the_allowlist_and_puts_our_client_address() {
         let mut h = head_with_every_table_name();
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        rewrite(&mut h, Some(ip), false).unwrap();
+        rewrite(&mut h, Some(ip), BodyChange::None).unwrap();
         let mut want: Vec<String> = SENSOR_KEPT.iter().map(|s| s.to_string()).collect();
         want.push("x-forwarded-for".into());
         want.sort();
@@ -196,13 +212,32 @@ mod tests {
     }
 
     #[test]
-    fn rewrite_of_an_inflated_body_drops_its_encoding_and_length() {
+    fn rewrite_of_an_inflated_body_drops_its_encoding_and_goes_chunked() {
         let mut h = head_with_every_table_name();
-        rewrite(&mut h, None, true).unwrap();
+        rewrite(&mut h, None, BodyChange::Inflated).unwrap();
         assert!(!h.headers.contains_key("content-encoding"));
         assert!(!h.headers.contains_key("content-length"));
+        assert_eq!(h.headers["transfer-encoding"], "chunked");
+        assert_eq!(h.headers.get_all("transfer-encoding").iter().count(), 1);
         assert!(!h.headers.contains_key("x-forwarded-for"));
         assert!(h.headers.contains_key("content-type"));
+    }
+
+    #[test]
+    fn a_body_whose_lines_change_goes_chunked_with_its_encoding() {
+        let mut h = RequestHeader::build("POST", b"/_bulk", None).unwrap();
+        h.insert_header("Content-Length", "1234").unwrap();
+        h.insert_header("Content-Encoding", "identity").unwrap();
+        rewrite(&mut h, None, BodyChange::Lines).unwrap();
+        assert!(!h.headers.contains_key("content-length"));
+        assert_eq!(h.headers["transfer-encoding"], "chunked");
+        assert_eq!(h.headers["content-encoding"], "identity");
+        // Unchanged bodies keep the sensor's framing.
+        let mut h = RequestHeader::build("POST", b"/_bulk", None).unwrap();
+        h.insert_header("Content-Length", "1234").unwrap();
+        rewrite(&mut h, None, BodyChange::None).unwrap();
+        assert_eq!(h.headers["content-length"], "1234");
+        assert!(!h.headers.contains_key("transfer-encoding"));
     }
 
     #[test]
@@ -213,7 +248,7 @@ mod tests {
                 h.append_header("X-Opaque-Id", http::HeaderValue::from_bytes(v).unwrap())
                     .unwrap();
             }
-            rewrite(&mut h, None, false).unwrap();
+            rewrite(&mut h, None, BodyChange::None).unwrap();
             h.headers.get("x-opaque-id").map(|v| v.as_bytes().to_vec())
         };
         assert_eq!(with(&[b"req-42 abc"]), Some(b"req-42 abc".to_vec()));

@@ -1,8 +1,10 @@
 //! Action lines of a `_bulk` body (SPEC §5): which operation on which index, and therefore what
 //! the next line must be. Owns the index-name rules (sessions/fields prefixes, rotation
-//! suffixes, `_id` shape); knows nothing about documents (`doc.rs`) or framing.
+//! suffixes, `_id` shape) and says when a strict session `index` must reach ES as `create`
+//! ([`Action::as_create`]; the bytes of that line are `create.rs`'s); knows nothing about
+//! documents (`doc.rs`) or framing.
 
-use super::session_id;
+use super::session_id::{self, IdForm};
 use crate::json::{self, action_line};
 use crate::policy::Policy;
 use serde_json::Value;
@@ -43,6 +45,9 @@ pub struct Action {
     pub target: Target,
     /// The line names the document's `_id`: sending it twice cannot make a second document.
     pub with_id: bool,
+    /// Strict mode, a session `index` under a random-form `_id` (which names no node): it goes
+    /// to ES as `create`, so it cannot replace a document another sensor wrote under that id.
+    pub as_create: bool,
 }
 
 impl Action {
@@ -181,6 +186,7 @@ fn decide(
     if let Some(id) = id {
         session_id::check_length(id)?;
     }
+    let mut as_create = false;
     if strict {
         match target {
             Target::Sessions => {
@@ -188,7 +194,8 @@ fn decide(
                     return Err(format!("index \"{}\" has no rotation suffix", short(index)));
                 }
                 if let Some(id) = id {
-                    session_id::check_strict(id, suffix, &names.node, &names.sensors)?;
+                    let form = session_id::check_strict(id, suffix, &names.node, &names.sensors)?;
+                    as_create = op == Op::Index && form == IdForm::Random;
                 }
             }
             Target::Fields => {
@@ -210,6 +217,7 @@ fn decide(
         op,
         target,
         with_id: id.is_some(),
+        as_create,
     })
 }
 
@@ -295,6 +303,7 @@ mod tests {
                 op: Op::Index,
                 target: Target::Sessions,
                 with_id: true,
+                as_create: true,
             }
         );
         assert!(a.has_source());
@@ -447,7 +456,8 @@ mod tests {
     }
 
     /// Issue #11: every id form, as toronto01 (toronto011 and paris-02 also configured), in
-    /// capture's exact line and in a reordered one (the general parse), strict and lax.
+    /// capture's exact line and in a reordered one (the general parse), strict and lax: the
+    /// verdict, and for admitted ones whether the line goes to ES as `create`.
     #[test]
     fn session_id_table_in_strict_and_lax_mode() {
         let n = "n".repeat(500);
@@ -538,9 +548,39 @@ mod tests {
                 ] {
                     let got = check(line.as_bytes(), &names, strict, 64);
                     assert_eq!(got.is_ok(), want, "strict={strict} {what}: {got:?}");
+                    // Ids that name no node go to ES as `create` (strict only); the sensor's
+                    // own consistent ids stay `index`.
+                    let creates = strict && matches!(*what, "random" | "sequential");
+                    if let Ok(a) = got {
+                        assert_eq!(a.as_create, creates, "strict={strict} {what}");
+                    }
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_a_strict_session_index_under_a_random_id_becomes_create() {
+        const R: &str = "260819-XyFr4-nVi-Pfro7SVr4ix4J5";
+        let a = |line: &str, strict_mode: bool| {
+            check(line.as_bytes(), &names(None), strict_mode, 64)
+                .unwrap()
+                .as_create
+        };
+        let index = format!(r#"{{"index":{{"_index":"arkime_sessions3-260819","_id":"{R}"}}}}"#);
+        assert!(a(&index, true));
+        assert!(!a(&index, false), "lax mode forwards as sent");
+        let create = index.replacen("index", "create", 1);
+        assert!(!a(&create, true), "already a create");
+        // No _id: ES picks a fresh one, nothing to overwrite.
+        assert!(!a(
+            r#"{"index":{"_index":"arkime_sessions3-260819"}}"#,
+            true
+        ));
+        assert!(!a(
+            r#"{"index":{"_index":"arkime_fields","_id":"a"}}"#,
+            true
+        ));
     }
 
     #[test]

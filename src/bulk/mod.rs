@@ -13,11 +13,15 @@
 //! - [`action`]: action lines (operation, index kind, rotation suffix, `_id`);
 //! - [`session_id`]: which session `_id` the sensor may write (capture's random form or its
 //!   own consistent id; 512 bytes at most);
+//! - [`create`]: the bytes of a strict session `index` under a random-form id, sent as
+//!   `create` (first writer wins; the gzip, framing, replay and tee consequences are in its
+//!   docs);
 //! - [`doc`]: source lines in strict mode (`node` is the sensor, no `_` keys, …);
 //! - [`gzip`]: bounded streaming inflate of one gzip member;
 //! - `validator.rs`: the per-request state machine tying them together.
 
 pub mod action;
+pub mod create;
 pub mod doc;
 mod framer;
 pub mod gzip;
@@ -81,6 +85,8 @@ mod tests {
     const SENSOR: &str = "toronto01";
     /// The exact action line capture writes (note the spaces).
     const ACTION: &str = r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-XyFr4-nVi-Pfro7SVr4ix4J5"}}"#;
+    /// What strict mode sends upstream for it (`create.rs`): same length, first writer wins.
+    const CREATE: &str = r#"{"create":{"_index":"arkime_sessions3-260819", "_id":"260819-XyFr4-nVi-Pfro7SVr4ix4J5"}}"#;
     const DOC_2102: &str = include_str!("testdata/session-2102.json");
 
     fn strict() -> Policy {
@@ -111,6 +117,32 @@ mod tests {
 
     fn pair(node: &str) -> String {
         format!("{ACTION}\n{}\n", doc(node))
+    }
+
+    /// What goes upstream for `body` under `p`: strict mode sends capture's session `index`
+    /// lines (random ids) as `create`, lax mode everything as it is.
+    fn sent(p: &Policy, body: &[u8]) -> Vec<u8> {
+        if !p.strict {
+            return body.to_vec();
+        }
+        let (from, to) = (ACTION.as_bytes(), CREATE.as_bytes());
+        let mut out = Vec::with_capacity(body.len());
+        let mut i = 0;
+        while i < body.len() {
+            if body[i..].starts_with(from) {
+                out.extend_from_slice(to);
+                i += from.len();
+            } else {
+                out.push(body[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    /// [`sent`] in strict mode, for strings.
+    fn strict_sent(body: &str) -> Vec<u8> {
+        sent(&strict(), body.as_bytes())
     }
 
     fn gz(data: &[u8]) -> Vec<u8> {
@@ -164,25 +196,95 @@ mod tests {
     // ---- realistic capture traffic ----
 
     #[test]
-    fn capture_session_bulk_passes_strict_and_is_forwarded_unchanged() {
+    fn capture_session_bulk_passes_strict_and_goes_upstream_as_creates_of_the_same_length() {
         let body = pair(SENSOR).repeat(50);
         let out = plain(&strict(), &body).unwrap();
-        assert_eq!(out, body.as_bytes());
+        assert_eq!(out, strict_sent(&body));
+        assert_eq!(out.len(), body.len());
+        assert_eq!(
+            out.windows(CREATE.len())
+                .filter(|w| *w == CREATE.as_bytes())
+                .count(),
+            50
+        );
+        assert!(!out.windows(10).any(|w| w == b"{\"index\":{"));
     }
 
     #[test]
-    fn capture_session_bulk_gzip_is_forwarded_inflated() {
+    fn lax_mode_forwards_capture_session_bulks_as_sent() {
+        let body = pair(SENSOR).repeat(5);
+        assert_eq!(plain(&lax(), &body).unwrap(), body.as_bytes());
+        let g = gz(body.as_bytes());
+        assert_eq!(
+            validate_all(&lax(), SENSOR, BodyEncoding::Gzip, &g).unwrap(),
+            body.as_bytes()
+        );
+    }
+
+    #[test]
+    fn capture_session_bulk_gzip_is_forwarded_inflated_as_creates() {
         let body = pair(SENSOR).repeat(50);
         let out =
             validate_all(&strict(), SENSOR, BodyEncoding::Gzip, &gz(body.as_bytes())).unwrap();
-        assert_eq!(out, body.as_bytes());
+        assert_eq!(out, strict_sent(&body));
+    }
+
+    #[test]
+    fn strict_own_consistent_ids_stay_index_and_other_spellings_keep_their_meaning() {
+        let own = r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "260819-toronto01-42468-33456471984"}}"#;
+        let compact = r#"{"index":{"_id":"260819-XyFr4-nVi-Pfro7SVr4ix4J5","_index":"arkime_sessions3-260819"}}"#;
+        let spaced = r#"{ "index" : { "_index" : "arkime_sessions3-260819" , "_id" : "260819-XyFr4-nVi-Pfro7SVr4ix4J5" } }"#;
+        let d = doc(SENSOR);
+        let body = format!("{own}\n{d}\n{compact}\n{d}\n{spaced}\n{d}\n{ACTION}\n{d}\n");
+        // Split inside every unit, so rewrites land in the carried-over buffer too.
+        let cuts: Vec<usize> = (1..8).map(|k| k * body.len() / 8).collect();
+        for enc in [BodyEncoding::Identity, BodyEncoding::Gzip] {
+            let sent_body = match enc {
+                BodyEncoding::Identity => body.as_bytes().to_vec(),
+                BodyEncoding::Gzip => gz(body.as_bytes()),
+            };
+            let (r, out) = run(&strict(), enc, &split_at(&sent_body, &cuts));
+            r.unwrap();
+            // One byte more: the compact line has nothing to give up for "create".
+            assert_eq!(out.len(), body.len() + 1);
+            let lines: Vec<serde_json::Value> = out
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_slice(l).unwrap())
+                .collect();
+            let id = "260819-XyFr4-nVi-Pfro7SVr4ix4J5";
+            let idx = "arkime_sessions3-260819";
+            assert_eq!(
+                lines[0],
+                serde_json::json!({"index": {"_index": idx, "_id": "260819-toronto01-42468-33456471984"}})
+            );
+            for l in [&lines[2], &lines[4], &lines[6]] {
+                assert_eq!(
+                    l,
+                    &serde_json::json!({"create": {"_index": idx, "_id": id}})
+                );
+            }
+            for l in [&lines[1], &lines[3], &lines[5], &lines[7]] {
+                assert_eq!(l["node"], SENSOR);
+            }
+        }
+    }
+
+    #[test]
+    fn rewrites_happen_in_place_when_the_chunk_is_not_shared() {
+        let body = pair(SENSOR).repeat(3).into_bytes();
+        let at = body.as_ptr();
+        let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Identity);
+        let out = v.feed(Bytes::from(body), true).unwrap();
+        assert_eq!(out.as_ptr(), at, "copied");
+        assert_eq!(out, strict_sent(&pair(SENSOR).repeat(3)));
     }
 
     #[test]
     fn stored_gzip_bulk_is_released_as_received_only_at_the_end() {
         let body = pair(SENSOR).repeat(20);
         let g = gz(body.as_bytes());
-        let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip).forward_original();
+        let mut v = BulkValidator::new(&lax(), SENSOR, BodyEncoding::Gzip).forward_original();
         let mut out = Vec::new();
         let parts = split_at(&g, &[g.len() / 3, 2 * g.len() / 3]);
         for (i, c) in parts.iter().enumerate() {
@@ -197,13 +299,25 @@ mod tests {
     }
 
     #[test]
-    fn stored_gzip_bulk_with_a_bad_document_releases_nothing() {
-        let body = format!("{}{}{}", pair(SENSOR), pair("someone-else"), pair(SENSOR));
+    fn store_and_forward_is_off_in_strict_mode() {
+        // Compressed bytes cannot carry the `create` lines: strict streams them inflated.
+        let body = pair(SENSOR).repeat(3);
+        let g = gz(body.as_bytes());
+        let v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip).forward_original();
+        let (r, out) = feed_all(v, &[&g]);
+        r.unwrap();
+        assert_eq!(out, strict_sent(&body));
+    }
+
+    #[test]
+    fn stored_gzip_bulk_with_a_bad_line_releases_nothing() {
+        let evil = "{\"index\":{\"_index\":\"evil\"}}\n{}\n";
+        let body = format!("{}{evil}{}", pair(SENSOR), pair(SENSOR));
         let g = gz(body.as_bytes());
         for cut in [1, g.len() / 2, g.len() - 1] {
-            let v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip).forward_original();
+            let v = BulkValidator::new(&lax(), SENSOR, BodyEncoding::Gzip).forward_original();
             let (r, out) = feed_all(v, &split_at(&g, &[cut]));
-            assert_eq!(bad_line(r.map(|()| Bytes::new())), 4);
+            assert_eq!(bad_line(r.map(|()| Bytes::new())), 3);
             assert!(
                 out.is_empty(),
                 "released {} bytes of a refused body",
@@ -214,7 +328,7 @@ mod tests {
         let mut crc = gz(pair(SENSOR).repeat(3).as_bytes());
         let n = crc.len();
         crc[n - 6] ^= 0x40;
-        let v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip).forward_original();
+        let v = BulkValidator::new(&lax(), SENSOR, BodyEncoding::Gzip).forward_original();
         let (r, out) = feed_all(v, &[&crc]);
         assert!(matches!(r, Err(Reject::BadEncoding(_))));
         assert!(out.is_empty());
@@ -226,7 +340,7 @@ mod tests {
         let v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Identity).forward_original();
         let (r, out) = feed_all(v, &split_at(body.as_bytes(), &[body.len() / 2]));
         assert!(r.is_ok());
-        assert_eq!(out, body.as_bytes());
+        assert_eq!(out, strict_sent(&body));
     }
 
     #[test]
@@ -454,7 +568,7 @@ mod tests {
         let (d1, d2) = d.split_at(1000);
         assert_eq!(v.feed(Bytes::from(d1.to_string()), false).unwrap(), "");
         let out = v.feed(Bytes::from(d2.to_string()), true).unwrap();
-        assert_eq!(out, format!("{a}{d}").as_bytes());
+        assert_eq!(out, strict_sent(&format!("{a}{d}")));
     }
 
     #[test]
@@ -469,19 +583,20 @@ mod tests {
             &[&body.as_bytes()[..cut], &body.as_bytes()[cut..]],
         );
         assert!(r.is_err());
-        assert_eq!(out, good.as_bytes());
+        assert_eq!(out, strict_sent(&good));
     }
 
     #[test]
     fn released_bytes_are_a_slice_of_the_chunk_when_nothing_is_carried() {
+        // Lax: nothing is rewritten (strict rewrites in place, see above).
         let body = Bytes::from(pair(SENSOR).repeat(3));
-        let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Identity);
+        let mut v = BulkValidator::new(&lax(), SENSOR, BodyEncoding::Identity);
         let out = v.feed(body.clone(), false).unwrap();
         assert_eq!(out.len(), body.len());
         assert_eq!(out.as_ptr(), body.as_ptr(), "no copy");
         // With a partial line at the end, the released prefix is still a slice.
         let more = Bytes::from(format!("{}{ACTION}\n{{\"node", pair(SENSOR)));
-        let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Identity);
+        let mut v = BulkValidator::new(&lax(), SENSOR, BodyEncoding::Identity);
         let out = v.feed(more.clone(), false).unwrap();
         assert_eq!(out.as_ptr(), more.as_ptr());
         assert_eq!(out.len(), pair(SENSOR).len());
@@ -501,7 +616,7 @@ mod tests {
         let body = pair(SENSOR);
         assert_eq!(
             v.feed(Bytes::from(body.clone()), false).unwrap(),
-            body.as_bytes()
+            strict_sent(&body)
         );
         assert_eq!(v.feed(Bytes::new(), true).unwrap(), "");
         // Nothing may follow the end.
@@ -616,14 +731,14 @@ mod tests {
         let (head, trailer) = g.split_at(g.len() - 8);
         let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip);
         let first = v.feed(Bytes::copy_from_slice(head), false).unwrap();
-        assert_eq!(first, pair(SENSOR).repeat(2).as_bytes());
+        assert_eq!(first, strict_sent(&pair(SENSOR).repeat(2)));
         let rest = v.feed(Bytes::copy_from_slice(trailer), true).unwrap();
-        assert_eq!(rest, pair(SENSOR).as_bytes());
+        assert_eq!(rest, strict_sent(&pair(SENSOR)));
         // A good trailer without end of stream still holds the last unit: garbage may follow.
         let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip);
         assert_eq!(
             v.feed(Bytes::from(g.clone()), false).unwrap(),
-            pair(SENSOR).repeat(2).as_bytes()
+            strict_sent(&pair(SENSOR).repeat(2))
         );
         assert!(matches!(
             v.feed(Bytes::from_static(b"\0"), true),
@@ -632,9 +747,12 @@ mod tests {
         let mut v = BulkValidator::new(&strict(), SENSOR, BodyEncoding::Gzip);
         assert_eq!(
             v.feed(Bytes::from(g), false).unwrap(),
-            pair(SENSOR).repeat(2).as_bytes()
+            strict_sent(&pair(SENSOR).repeat(2))
         );
-        assert_eq!(v.feed(Bytes::new(), true).unwrap(), pair(SENSOR).as_bytes());
+        assert_eq!(
+            v.feed(Bytes::new(), true).unwrap(),
+            strict_sent(&pair(SENSOR))
+        );
     }
 
     #[test]
@@ -805,7 +923,7 @@ mod tests {
                 (Err(a), Err(b)) => prop_assert_eq!(a, b),
                 _ => prop_assert!(false, "verdicts differ: {:?} vs {:?}", whole, r),
             }
-            check_released(&p, &body, &out)?;
+            check_released(&p, &sent(&p, &body), &out)?;
         }
 
         #[test]
@@ -827,7 +945,7 @@ mod tests {
                 prop_assert!(r.is_err());
                 prop_assert!(out.len() < body.len() || body.is_empty());
             }
-            check_released(&p, &body, &out)?;
+            check_released(&p, &sent(&p, &body), &out)?;
         }
 
         #[test]
@@ -844,8 +962,13 @@ mod tests {
             let v = BulkValidator::new(&p, SENSOR, BodyEncoding::Gzip).forward_original();
             let (r, out) = feed_all(v, &split_at(&g, &cuts));
             prop_assert_eq!(whole.is_ok(), r.is_ok(), "{:?} vs {:?}", whole, r);
-            if r.is_ok() {
+            if r.is_ok() && p.strict {
+                // Strict: no store and forward (the `create` lines), the inflated lines.
+                prop_assert_eq!(&out[..], &sent(&p, &body)[..]);
+            } else if r.is_ok() {
                 prop_assert_eq!(&out[..], &g[..]);
+            } else if p.strict {
+                check_released(&p, &sent(&p, &body), &out)?;
             } else {
                 prop_assert!(out.is_empty());
             }
@@ -869,16 +992,16 @@ mod tests {
                 body.push('\n');
                 body.push_str(&format!("{ACTION}\n{{\"node\":\"{SENSOR}\"}}\n"));
             }
-            let (enc, sent) = if gzip {
+            let (enc, wire) = if gzip {
                 (BodyEncoding::Gzip, gz(body.as_bytes()))
             } else {
                 (BodyEncoding::Identity, body.clone().into_bytes())
             };
-            let (r, out) = run(&p, enc, &split_at(&sent, &cuts));
+            let (r, out) = run(&p, enc, &split_at(&wire, &cuts));
             prop_assert!(matches!(r, Err(Reject::TooLarge(_))), "{:?}", r);
             // Nothing of the long line (nor an action waiting for it) went upstream.
             prop_assert!(out.len() <= before.concat().len());
-            prop_assert!(body.as_bytes().starts_with(&out));
+            prop_assert!(sent(&p, body.as_bytes()).starts_with(&out));
         }
     }
 }

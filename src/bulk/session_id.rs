@@ -11,6 +11,10 @@
 //! attacker, and the victim's is gone). Ids over Elasticsearch's 512-byte limit are refused in
 //! both modes (ES would reject the item anyway, after part of the bulk was applied).
 //!
+//! The random form names no node, so its owner cannot be told from the id: the verdict says
+//! which form an id has ([`IdForm`]), and an `index` under a random-form id goes to ES as
+//! `create` (`bulk::create`): the first writer of an id keeps it.
+//!
 //! Knows nothing of JSON or index names: `action.rs` hands over the decoded `_id` and the
 //! rotation suffix it already checked.
 
@@ -22,6 +26,17 @@ pub const RANDOM_ID_CHARS: usize = 24;
 
 /// Longest number capture writes in a consistent id (file numbers are u32, positions u64).
 const MAX_DIGITS: usize = 20;
+
+/// Which of capture's forms an admitted session `_id` has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdForm {
+    /// `<S>-` and 24 base64url characters (random or sequential): names no node, so anyone
+    /// could claim it; written with `create` (first writer wins).
+    Random,
+    /// `<S>-<own node>-<fileNum>-<pos>`: only this sensor may write it, so `index` (capture
+    /// re-importing a pcap file rewrites the same ids) stays `index`.
+    OwnConsistent,
+}
 
 /// The `_id` limit every action is held to, in both modes.
 pub fn check_length(id: &str) -> Result<(), String> {
@@ -37,19 +52,20 @@ pub fn check_length(id: &str) -> Result<(), String> {
 /// Strict mode: `id` of a session document in the index whose rotation suffix is `suffix`,
 /// written by `node`. `sensors` are the configured sensor names: a random-shaped id that reads
 /// as another sensor's consistent id is refused (24 characters are enough for a node name and
-/// two numbers, so the shapes overlap). The error is a short reason for the log.
+/// two numbers, so the shapes overlap). Returns the id's form; the error is a short reason for
+/// the log.
 pub fn check_strict<S: AsRef<str>>(
     id: &str,
     suffix: &str,
     node: &str,
     sensors: &[S],
-) -> Result<(), String> {
+) -> Result<IdForm, String> {
     check_length(id)?;
     let Some(rest) = id.strip_prefix(suffix).and_then(|r| r.strip_prefix('-')) else {
         return Err("_id does not start with the index suffix".into());
     };
     if is_consistent_of(rest, node) {
-        return Ok(());
+        return Ok(IdForm::OwnConsistent);
     }
     if !is_random(rest) {
         return Err(
@@ -61,7 +77,7 @@ pub fn check_strict<S: AsRef<str>>(
             return Err("_id is another sensor's consistent id".into());
         }
     }
-    Ok(())
+    Ok(IdForm::Random)
 }
 
 /// `[A-Za-z0-9_-]{24}`.
@@ -105,7 +121,24 @@ mod tests {
     const SENSORS: &[&str] = &["toronto01", "toronto011", "paris-02"];
 
     fn strict(id: &str, node: &str) -> Result<(), String> {
-        check_strict(id, "260819", node, SENSORS)
+        check_strict(id, "260819", node, SENSORS).map(|_| ())
+    }
+
+    #[test]
+    fn the_verdict_names_the_form() {
+        let form = |id| check_strict(id, "260819", "toronto01", SENSORS);
+        assert_eq!(form("260819-XyFr4-nVi-Pfro7SVr4ix4J5"), Ok(IdForm::Random));
+        assert_eq!(
+            form("260819-toronto01-42468-33456471984"),
+            Ok(IdForm::OwnConsistent)
+        );
+        // Own consistent id that also has the random shape: the sensor's own namespace.
+        assert_eq!(
+            form("260819-toronto01-1234-123456789"),
+            Ok(IdForm::OwnConsistent)
+        );
+        // Another node's shape naming no configured sensor is just a random id.
+        assert_eq!(form("260819-nobodyxyz0123-1234-12345"), Ok(IdForm::Random));
     }
 
     #[test]
@@ -205,7 +238,10 @@ mod tests {
     fn ids_over_512_bytes_are_refused() {
         let node = "n".repeat(490);
         let ok = format!("260819-{node}-1-2"); // 7 + 490 + 4 = 501
-        assert_eq!(check_strict(&ok, "260819", &node, SENSORS), Ok(()));
+        assert_eq!(
+            check_strict(&ok, "260819", &node, SENSORS),
+            Ok(IdForm::OwnConsistent)
+        );
         let long = format!("260819-{node}-1234567-12345678"); // 513
         assert!(long.len() > MAX_ID_BYTES);
         assert!(check_strict(&long, "260819", &node, SENSORS).is_err());

@@ -1,9 +1,12 @@
 //! The per-request `_bulk` state machine (SPEC §5): feeds received chunks through the optional
 //! inflater and the framer, checks each complete line (action or source, strict or lax) and
 //! releases only finished, validated units. Owns the order of lines and the limits on sizes; the
-//! line checks themselves live in `action.rs` and `doc.rs`, the byte bookkeeping in `framer.rs`.
+//! line checks themselves live in `action.rs` and `doc.rs`, the byte bookkeeping in `framer.rs`,
+//! the bytes of a line sent as `create` in `create.rs` (this file puts them in place when the
+//! unit is released: over the line itself when the length is the same, capture's case).
 
 use super::action::{self, IndexNames, Op, Target};
+use super::create;
 use super::doc::{self, DocRule};
 use super::framer::Framer;
 use super::gzip::Inflater;
@@ -11,7 +14,7 @@ use super::{BodyEncoding, BulkStats};
 use crate::json::scan::Scanner;
 use crate::policy::{Limits, Policy};
 use crate::reject::Reject;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 /// What the next line must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +41,17 @@ struct Lines {
     framer: Framer,
     scanner: Scanner,
     stats: BulkStats,
+    /// Lines of the working buffer (or chunk) that go upstream as other bytes, in order.
+    rewrites: Vec<Rewrite>,
+}
+
+/// An action line sent as `create` (`create.rs`): `start..end` (without the `\n`) of the buffer
+/// the line was read from, and what to send instead.
+#[derive(Debug)]
+struct Rewrite {
+    start: usize,
+    end: usize,
+    bytes: Vec<u8>,
 }
 
 /// Validates one `_bulk` request body as it streams in; see [`BulkValidator::feed`].
@@ -72,6 +86,7 @@ impl BulkValidator {
                 framer: Framer::new(),
                 scanner: Scanner::new(),
                 stats: BulkStats::default(),
+                rewrites: Vec::new(),
             },
             work: Vec::new(),
             gzip: match encoding {
@@ -88,9 +103,10 @@ impl BulkValidator {
     /// it arrives, but what `feed` releases is the body exactly as received (compressed), all of
     /// it at the end of the stream and nothing before. ES gets a sixth of the bytes to read and
     /// no byte of a bad body. The caller bounds the body's size (it is held whole); no effect
-    /// on an identity body.
+    /// on an identity body, nor in strict mode, where lines may go upstream as other bytes
+    /// (`create.rs`) and compressed bytes cannot be rewritten.
     pub fn forward_original(mut self) -> BulkValidator {
-        if self.gzip.is_some() {
+        if self.gzip.is_some() && !self.lines.strict {
             self.original = Some(Vec::new());
         }
         self
@@ -136,6 +152,7 @@ impl BulkValidator {
         self.failed = Some(e.clone());
         // Nothing held will ever be released; give the memory back now.
         self.work = Vec::new();
+        self.lines.rewrites = Vec::new();
         if self.original.is_some() {
             self.original = Some(Vec::new());
         }
@@ -194,7 +211,9 @@ impl BulkValidator {
             self.work.extend_from_slice(&chunk[n..]);
         }
         self.lines.framer.consume(n);
-        Ok(chunk.slice(..n))
+        let mut head = chunk;
+        head.truncate(n);
+        Ok(self.lines.rewritten(head))
     }
 
     /// Hands the first `n` bytes of the working buffer upstream without copying them; the
@@ -216,7 +235,7 @@ impl BulkValidator {
         self.work.truncate(n);
         let head = std::mem::replace(&mut self.work, next);
         self.lines.framer.consume(n);
-        Bytes::from(head)
+        self.lines.rewritten(Bytes::from(head))
     }
 }
 
@@ -256,6 +275,51 @@ impl Lines {
         Ok(())
     }
 
+    /// `head`, the first bytes of the buffer being released, with the rewrites that fall in it
+    /// applied; the rest move to where they are once `head` is consumed. Units are released
+    /// whole, so no rewritten line straddles the end of `head`.
+    fn rewritten(&mut self, head: Bytes) -> Bytes {
+        let n = head.len();
+        let split = self.rewrites.partition_point(|r| r.start < n);
+        if split == 0 {
+            for r in &mut self.rewrites {
+                r.start -= n;
+                r.end -= n;
+            }
+            return head;
+        }
+        let later = self.rewrites.split_off(split);
+        let now = std::mem::replace(&mut self.rewrites, later);
+        for r in &mut self.rewrites {
+            r.start -= n;
+            r.end -= n;
+        }
+        if now.iter().all(|r| r.bytes.len() == r.end - r.start) {
+            // Capture's lines: overwrite in place (the buffer is ours alone but for a copy when
+            // Pingora still shares the chunk).
+            let mut m = head
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+            for r in &now {
+                m[r.start..r.end].copy_from_slice(&r.bytes);
+            }
+            return m.freeze();
+        }
+        let grown: usize = now
+            .iter()
+            .map(|r| r.bytes.len().saturating_sub(r.end - r.start))
+            .sum();
+        let mut out = Vec::with_capacity(n + grown);
+        let mut at = 0;
+        for r in &now {
+            out.extend_from_slice(&head[at..r.start]);
+            out.extend_from_slice(&r.bytes);
+            at = r.end;
+        }
+        out.extend_from_slice(&head[at..]);
+        Bytes::from(out)
+    }
+
     fn too_long(&self, line: u64) -> Reject {
         Reject::TooLarge(format!(
             "bulk line {line} longer than {} bytes",
@@ -288,6 +352,12 @@ impl Lines {
                 }
                 let a = action::check(line, &self.names, self.strict, self.limits.max_depth)
                     .map_err(|r| self.bad(no, r))?;
+                if a.as_create {
+                    let bytes = create::line(line)
+                        .ok_or_else(|| self.bad(no, "action line cannot be sent as create"))?;
+                    let end = start + line.len();
+                    self.rewrites.push(Rewrite { start, end, bytes });
+                }
                 self.stats.actions += 1;
                 self.stats.actions_without_id += u64::from(!a.with_id);
                 if a.has_source() {

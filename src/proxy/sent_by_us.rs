@@ -7,7 +7,6 @@
 use super::{Ctx, EsProxy};
 use crate::body_read::{self, Rest};
 use crate::connection::{self, Ticket};
-use crate::framing;
 use crate::logline;
 use crate::metrics;
 use crate::reject::{Failure, Reject};
@@ -97,7 +96,7 @@ impl EsProxy {
         let max = self.pool.signer().map_or(0, |s| s.max_body());
         let deadline = replay::deadline(ctx.started);
         let small = std::mem::take(&mut ctx.small_body);
-        let declared = framing::content_length(&up.headers);
+        let declared = ctx.body.upstream_len_at_least(&up);
         let sensor = ctx.sensor.clone();
         let whole = body_read::whole_to_sign;
         let held = match whole(

@@ -52,6 +52,25 @@ fn valid_plain_and_gzip_bulks_land_whole() {
     assert_eq!(es.count(INDEX, r#"{"term":{"node":"toronto01"}}"#), 600);
 }
 
+/// A gzip bulk whose `Content-Length` is over the store-and-forward bound goes upstream
+/// inflated, so its length header must go and the body must be framed chunked: lax mode (the
+/// sensor's bytes otherwise unchanged) with `esProxyMaxLine=8K`, which puts the bound at 4 KB.
+#[test]
+fn lax_gzip_bulk_too_large_to_hold_lands_whole_inflated() {
+    let es = Osmem::start();
+    let p = Proxy::start(
+        &fleet_ini(&es.url(), "esProxyStrict=false\nesProxyMaxLine=8K"),
+        "default",
+    );
+    let body = bulk("toronto01", 0, 400);
+    let gz = gzip(body.as_bytes());
+    assert!(gz.len() > 4096, "{} bytes: under the bound", gz.len());
+    let r = p.gzip_bulk(&crate::harness::basic("toronto01:secret1"), &gz);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["errors"], false, "{}", r.text());
+    assert_eq!(es.count(INDEX, r#"{"term":{"node":"toronto01"}}"#), 400);
+}
+
 #[test]
 fn foreign_node_document_refuses_the_bulk_and_nothing_after_it_lands() {
     let es = Osmem::start();
@@ -219,7 +238,9 @@ fn sixteen_concurrent_16mb_bulks_stream_with_bounded_memory() {
             std::thread::spawn(move || {
                 // Each client gets its own ids so ES stores all of them.
                 let b = body.replace("260819-big", &format!("260819-c{c:02}"));
-                let r = crate::harness::request(
+                // As long as the proxy waits for ES (esProxyUpstreamTimeout above): the last
+                // answers come minutes after the uploads when the machine is busy.
+                let r = crate::harness::request_waiting(
                     addr,
                     "POST",
                     "/_bulk",
@@ -228,6 +249,7 @@ fn sixteen_concurrent_16mb_bulks_stream_with_bounded_memory() {
                         ("Content-Type", "application/json"),
                     ],
                     b.as_bytes(),
+                    Duration::from_secs(600),
                 );
                 assert_eq!(r.status, 200);
             })

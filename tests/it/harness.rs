@@ -354,6 +354,18 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
+    request_waiting(addr, method, path, headers, body, Duration::from_secs(60))
+}
+
+/// [`request`], waiting up to `wait` for each read of the answer.
+pub fn request_waiting(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    wait: Duration,
+) -> Response {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -363,7 +375,7 @@ pub fn request(
     }
     head.push_str("\r\n");
     let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
     s.write_all(head.as_bytes()).unwrap();
     // The server may answer and close before reading a refused body; that is fine.
     let _ = s.write_all(body);
@@ -476,6 +488,35 @@ pub fn session_doc(node: &str, n: usize) -> String {
 /// The action line capture writes (exact spacing) for session `id` in `index`.
 pub fn action_line(index: &str, id: &str) -> String {
     format!(r#"{{"index":{{"_index":"{index}", "_id": "{id}"}}}}"#)
+}
+
+/// What strict mode sends upstream for a bulk of capture's lines: each session `index` under a
+/// random-form id (`<S>-` and 24 base64url characters) becomes a `create` of the same length
+/// (`{"create":{"_index":"I", "_id":"D"}}`); everything else is unchanged.
+pub fn as_created(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    for line in body.split_inclusive('\n') {
+        let parts = line
+            .strip_prefix(r#"{"index":{"_index":""#)
+            .and_then(|r| r.split_once(r#"", "_id": ""#))
+            .and_then(|(index, r)| Some((index, r.strip_suffix("\"}}\n")?)));
+        let random = |id: &str| {
+            id.split_once('-').is_some_and(|(_, r)| {
+                r.len() == 24
+                    && r.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            })
+        };
+        match parts {
+            Some((index, id)) if random(id) => {
+                out.push_str(&format!(
+                    "{{\"create\":{{\"_index\":\"{index}\", \"_id\":\"{id}\"}}}}\n"
+                ));
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// gzip of `data` (capture's level 6).

@@ -7,7 +7,7 @@
 mod bulkgen;
 
 use crate::fleet_ini;
-use crate::harness::{basic, Osmem, Proxy};
+use crate::harness::{as_created, basic, Osmem, Proxy};
 use esproxy::bulk::{validate_all, BodyEncoding};
 use esproxy::policy::Policy;
 
@@ -25,15 +25,18 @@ fn every_loadtest_body_kind_passes_strict_validation_whole() {
         ("deep", bulkgen::deep_nesting_bulk(NODE, 256 * 1024, 60, 3)),
         ("small", bulkgen::small_docs_bulk(NODE, 256 * 1024, 4)),
     ];
+    // Every byte goes upstream, session `index` lines as `create` (same length).
+    let upstream = |body: &[u8]| as_created(std::str::from_utf8(body).unwrap()).into_bytes();
     for (name, body) in &bodies {
         let out = validate_all(&strict, NODE, BodyEncoding::Identity, body)
             .unwrap_or_else(|e| panic!("{name} body refused: {e:?}"));
-        assert_eq!(out.as_ref(), body.as_slice(), "{name}");
+        assert_eq!(out.as_ref(), upstream(body).as_slice(), "{name}");
+        assert_eq!(out.len(), body.len(), "{name}");
     }
     let plain = &bodies[0].1;
     let out = validate_all(&strict, NODE, BodyEncoding::Gzip, &bulkgen::gzip(plain))
         .expect("gzip capture body accepted");
-    assert_eq!(out.as_ref(), plain.as_slice());
+    assert_eq!(out.as_ref(), upstream(plain).as_slice());
 }
 
 #[test]

@@ -5,8 +5,8 @@
 
 use crate::bulk_stream::lean_sessions_template;
 use crate::harness::{
-    action_line, gzip, kill_osmem, osmem_at, session_doc, sid, temp_file, test_pki, tls_terminator,
-    Osmem, Proxy, Recorded, Recorder, Relay, RelayMode,
+    action_line, as_created, gzip, kill_osmem, osmem_at, session_doc, sid, temp_file, test_pki,
+    tls_terminator, Osmem, Proxy, Recorded, Recorder, Relay, RelayMode,
 };
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -278,7 +278,8 @@ fn back_pressure_from_es_is_waited_out_with_the_held_body() {
         false,
     );
     let p = Proxy::start(&ini(&format!("http://{}", es.addr), ""), "default");
-    // A capture-sized gzip bulk: ~1 MB raw, held (compressed) and re-sent as received.
+    // A capture-sized gzip bulk: ~1 MB raw, held (strict: inflated, session lines as
+    // `create`) and re-sent whole.
     let (body, _) = bulk("bp", 400);
     let gz = gzip(body.as_bytes());
     let r = p.gzip_bulk(&crate::harness::basic(AUTH), &gz);
@@ -289,21 +290,47 @@ fn back_pressure_from_es_is_waited_out_with_the_held_body() {
         .map(|s| (s.complete, s.body.len(), s.head[0].as_str()))
         .collect();
     assert_eq!(seen.len(), 3, "sent three times: {summary:?}");
+    let validated = as_created(&body);
     for s in &seen {
         assert!(
-            s.complete && s.body == gz && s.header("content-encoding") == Some("gzip"),
-            "each send is the whole validated body as received ({} bytes gzip): {summary:?}",
-            gz.len()
+            s.complete && s.body == validated.as_bytes() && s.header("content-encoding").is_none(),
+            "each send is the whole validated body ({} bytes): {summary:?}",
+            validated.len()
         );
     }
 }
 
 #[test]
-fn gzip_bulks_go_up_as_received_within_the_hold_size_and_inflated_above_it() {
+fn strict_gzip_bulks_go_up_inflated_with_their_session_lines_as_create() {
+    let es = Recorder::start();
+    let p = Proxy::start(
+        &ini(&format!("http://{}", es.addr), "esProxyMaxLine=8K"),
+        "default",
+    );
+    let (small, _) = bulk("small", 5);
+    let (large, _) = bulk("large", 400);
+    for b in [&small, &large] {
+        let r = p.gzip_bulk(&crate::harness::basic(AUTH), &gzip(b.as_bytes()));
+        assert!(ok_bulk(&r), "{} {}", r.status, r.text());
+    }
+    let seen = posts(&es);
+    assert_eq!(seen.len(), 2);
+    for (s, b) in seen.iter().zip([&small, &large]) {
+        assert!(s.complete && s.body == as_created(b).as_bytes());
+        assert_eq!(s.header("content-encoding"), None);
+        assert_eq!(s.header("transfer-encoding"), Some("chunked"));
+    }
+}
+
+#[test]
+fn lax_gzip_bulks_go_up_as_received_within_the_hold_size_and_inflated_above_it() {
     let es = Recorder::start();
     // esProxyMaxLine=8K: gzip bodies up to 4 KiB are held, then forwarded compressed.
     let p = Proxy::start(
-        &ini(&format!("http://{}", es.addr), "esProxyMaxLine=8K"),
+        &ini(
+            &format!("http://{}", es.addr),
+            "esProxyStrict=false\nesProxyMaxLine=8K",
+        ),
         "default",
     );
     let (small, _) = bulk("small", 5);

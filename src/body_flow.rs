@@ -285,6 +285,28 @@ mod tests {
     }
 
     #[test]
+    fn the_upstream_length_bound_follows_the_body_change() {
+        let policy = Policy::default();
+        let v = || {
+            Box::new(BulkValidator::new(
+                &policy,
+                "toronto01",
+                BodyEncoding::Identity,
+            ))
+        };
+        let mut up = RequestHeader::build("POST", b"/_bulk", None).unwrap();
+        up.insert_header("Content-Length", "100").unwrap();
+        let as_sent = BodyFlow::bulk(v(), BodyChange::None, Some(100));
+        assert_eq!(as_sent.upstream_len_at_least(&up), Some(100));
+        // A re-framed head has no length left: the sensor's is the bound (lines only grow).
+        up.remove_header(&http::header::CONTENT_LENGTH);
+        let lines = BodyFlow::bulk(v(), BodyChange::Lines, Some(100));
+        assert_eq!(lines.upstream_len_at_least(&up), Some(100));
+        let inflated = BodyFlow::bulk(v(), BodyChange::Inflated, Some(100));
+        assert_eq!(inflated.upstream_len_at_least(&up), None);
+    }
+
+    #[test]
     fn a_refused_chunk_is_counted_and_drops_the_hold_and_the_mirror() {
         let policy = Policy::default();
         let v = BulkValidator::new(&policy, "toronto01", BodyEncoding::Identity);

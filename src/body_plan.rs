@@ -2,7 +2,8 @@
 //! declared framing before a byte of it is read (SPEC §5): refused, streamed as is, streamed
 //! through the bulk validator (inflated, or held and forwarded as received for a small gzip
 //! bulk in lax mode), or buffered whole within `esProxyMaxSmallBody`, inflated if gzip, and
-//! checked by the allowlist's body rules ([`SmallBody`]). No I/O: the proxy reads and writes.
+//! checked by the allowlist's body rules ([`SmallBody`]). No I/O: `body_read` reads a small
+//! body, the proxy writes.
 //!
 //! Strict mode may send a bulk's session `index` lines as `create` (`bulk::create`), so a strict
 //! bulk always goes upstream re-framed, and a strict gzip bulk inflated: compressed bytes cannot

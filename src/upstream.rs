@@ -459,7 +459,7 @@ impl Pool {
     /// [`Pool::select`], but when no member is left to try and names may still move, waits
     /// (until `deadline`) for the membership to change: a name that resolves late, or moves
     /// away from a dead address. While it waits, the names are looked up again every
-    /// [`MIN_RESOLVE_GAP`] rather than every `esProxyDnsInterval`: a request is waiting.
+    /// `MIN_RESOLVE_GAP` rather than every `esProxyDnsInterval`: a request is waiting.
     pub async fn select_or_wait(&self, exclude: &[u64], deadline: Instant) -> Option<Chosen> {
         let mut changes = self.generation.subscribe();
         loop {
@@ -605,7 +605,7 @@ impl Pool {
     }
 
     /// Probes every member once (GET health path, any status below 500 is healthy). A member is
-    /// marked down after [`FAILS_TO_MARK_DOWN`] failures in a row, and up after one success.
+    /// marked down after `FAILS_TO_MARK_DOWN` failures in a row, and up after one success.
     pub async fn check_all(&self, connector: &Connector) {
         for m in self.snapshot().iter() {
             let passed = tokio::time::timeout(self.health_timeout, self.probe(connector, m))
@@ -702,7 +702,7 @@ impl BackgroundService for HealthCheck {
 }
 
 /// Background service resolving one pool's host names every `esProxyDnsInterval`, and soon
-/// after a member failed (at most once per [`MIN_RESOLVE_GAP`]).
+/// after a member failed (at most once per `MIN_RESOLVE_GAP`).
 pub struct Resolve {
     pool: Arc<Pool>,
 }

@@ -7,7 +7,7 @@
 mod bulkgen;
 
 use crate::fleet_ini;
-use crate::harness::{as_created, basic, Osmem, Proxy};
+use crate::harness::{as_created, basic, post_bulk, Osmem, Proxy};
 use esproxy::bulk::{validate_all, BodyEncoding};
 use esproxy::policy::Policy;
 
@@ -64,29 +64,12 @@ fn esproxy_stores_every_document_of_a_loadtest_bulk_plain_and_gzip() {
     let auth = basic("toronto01:secret1");
     let plain = bulkgen::capture_bulk(NODE, 300 * 1024, 11);
     let docs = plain.iter().filter(|&&b| b == b'\n').count() as u64 / 2;
-    let r = p.req_h(
-        "POST",
-        "/_bulk",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        &plain,
-    );
+    let r = post_bulk(p.addr, Some(&auth), &plain, false);
     assert_eq!(r.status, 200, "{}", r.text());
     let second = bulkgen::capture_bulk(NODE, 300 * 1024, 12);
     let docs2 = second.iter().filter(|&&b| b == b'\n').count() as u64 / 2;
     let gz = bulkgen::gzip(&second);
-    let r = p.req_h(
-        "POST",
-        "/_bulk",
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-            ("Content-Encoding", "gzip"),
-        ],
-        &gz,
-    );
+    let r = p.gzip_bulk(&auth, &gz);
     assert_eq!(r.status, 200, "{}", r.text());
     let stored = es.count(
         "arkime_sessions3-260819",

@@ -157,15 +157,18 @@ fn run(
     // Pingora listener itself is always plain TCP.
     let proxy = pingora::proxy::http_proxy(&server.configuration, app);
     let tls = tls_settings.is_some();
-    let mut svc = pingora::services::listening::Service::new(
-        "esproxy".to_string(),
-        Gate::new(
-            proxy,
-            config.connection.clone(),
-            config.listen.proxy_protocol,
-            tls_settings,
-        ),
+    let gate = Gate::new(
+        proxy,
+        config.connection.clone(),
+        config.listen.proxy_protocol,
+        tls_settings,
     );
+    let accept_filter = gate.accept_filter();
+    let mut svc = pingora::services::listening::Service::new("esproxy".to_string(), gate);
+    // Past its per-client cap, a connection is closed in the accept loop (no task for it).
+    if let Some(f) = accept_filter {
+        svc.set_connection_filter(Arc::new(f));
+    }
     let addr = config.listen.bind_addr();
     let listener = ListenerConfig::tcp(&addr).tcp_socket_options(sock_opts(&addr));
     // Plain HTTP reads straight into Pingora's head and body buffers: no 64 KiB read buffer per

@@ -173,6 +173,16 @@ impl Caps {
         self.unauth.lock().unwrap_or_else(|e| e.into_inner()).count
     }
 
+    /// Whether a connection from `ip` would be refused by the per-client cap right now (read
+    /// only: the accept loop's early check; [`Caps::unauthenticated`] still decides).
+    pub fn client_at_cap(&self, ip: IpAddr) -> bool {
+        if self.limits.exempt.contains(ip) {
+            return false;
+        }
+        let u = self.unauth.lock().unwrap_or_else(|e| e.into_inner());
+        u.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.per_client
+    }
+
     /// A new connection: counted under `esProxyMaxConnections`. At the cap, the oldest
     /// unauthenticated connection waiting for its head is evicted instead of refusing (its slot
     /// comes back when its task ends, so the count may pass the cap by the evictions in flight).
@@ -275,6 +285,20 @@ mod tests {
         drop(a);
         assert!(c.unauthenticated(ip("192.0.2.1")).is_ok());
         assert_eq!(c.unauthenticated_count(), 0);
+    }
+
+    #[test]
+    fn the_early_check_sees_a_client_at_its_cap_and_no_other() {
+        let c = caps(100, 100, 2, "198.51.100.0/24");
+        let _a = c.unauthenticated(ip("192.0.2.1")).unwrap();
+        assert!(!c.client_at_cap(ip("192.0.2.1")));
+        let _b = c.unauthenticated(ip("192.0.2.1")).unwrap();
+        assert!(c.client_at_cap(ip("192.0.2.1")));
+        assert!(!c.client_at_cap(ip("192.0.2.2")));
+        let _held: Vec<_> = (0..3)
+            .map(|_| c.unauthenticated(ip("198.51.100.7")).unwrap())
+            .collect();
+        assert!(!c.client_at_cap(ip("198.51.100.7")), "exempt");
     }
 
     #[test]

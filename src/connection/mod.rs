@@ -23,6 +23,17 @@
 //!    then the head within `esProxyHeadTimeout`.
 //!
 //! Every refusal, eviction and deadline is counted (metrics) and logged at a bounded rate.
+//!
+//! What a refusal costs: the kernel's accept and close of the socket (unavoidable short of a
+//! socket filter in the kernel) and, without more, a task spawned per connection to run steps
+//! 1-3. On a plain listener without PROXY protocol the socket peer is the client, so the
+//! per-client cap is also checked in Pingora's accept loop ([`AcceptFilter`], Pingora's
+//! connection filter): a flood from one address past its cap is closed there, without a task
+//! (a future of several kilobytes copied into each), a wake-up of another worker or Pingora's
+//! per-connection set-up. Measured on the release build (2 shared cores, 20,000 connections
+//! from one address): about 28 µs of esproxy CPU per refused connection through the gate, about
+//! 22 µs through the filter; the rest is the kernel's accept, close and TCP teardown. With PROXY
+//! protocol the client is only known after its header, so refusals stay in the gate.
 
 pub mod caps;
 pub mod head;
@@ -37,6 +48,7 @@ use caps::{Caps, Slot, Unauthenticated};
 use head::{end_of_head, Prefixed};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::listeners::tls::{Acceptor, TlsSettings};
+use pingora::listeners::ConnectionFilter;
 use pingora::protocols::http::ServerSession;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -184,6 +196,32 @@ static EVICTED_LOG: RateLog = RateLog::new();
 static PROXY_HEADER_LOG: RateLog = RateLog::new();
 static HANDSHAKE_LOG: RateLog = RateLog::new();
 
+/// The per-client cap checked in Pingora's accept loop, before a task exists for the connection
+/// (plain listeners without PROXY protocol, where the socket peer is the client).
+#[derive(Clone)]
+pub struct AcceptFilter {
+    caps: Arc<Caps>,
+}
+
+impl std::fmt::Debug for AcceptFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AcceptFilter")
+    }
+}
+
+#[async_trait]
+impl ConnectionFilter for AcceptFilter {
+    async fn should_accept(&self, addr: Option<&std::net::SocketAddr>) -> bool {
+        let Some(addr) = addr else { return true };
+        let ip = addr.ip().to_canonical();
+        if self.caps.client_at_cap(ip) {
+            refused(caps::Refusal::PerClient, ip);
+            return false;
+        }
+        true
+    }
+}
+
 /// The sensor listener's connection gate around the HTTP application `A` (Pingora's proxy).
 pub struct Gate<A> {
     inner: Arc<A>,
@@ -209,6 +247,14 @@ impl<A> Gate<A> {
             proxy_protocol,
             tls: tls.map(TlsSettings::build),
         }
+    }
+
+    /// The early per-client check for Pingora's accept loop, where the socket peer is the client
+    /// (None with PROXY protocol: the client is named by the header, read later).
+    pub fn accept_filter(&self) -> Option<AcceptFilter> {
+        (!self.proxy_protocol).then(|| AcceptFilter {
+            caps: self.caps.clone(),
+        })
     }
 }
 
@@ -404,8 +450,9 @@ async fn tls_handshake(
         }
     };
     conn.set_prefix(Bytes::copy_from_slice(&[first]));
-    let shake = acceptor.tls_handshake(conn);
-    tokio::pin!(shake);
+    // Boxed: rustls' handshake state is large, and inline it would be part of every
+    // connection's future, plain ones and those long past their handshake included.
+    let mut shake = Box::pin(acceptor.tls_handshake(conn));
     let e = match watch(slot, shutdown, timeout_at(head_by, shake.as_mut())).await {
         Ok(Ok(Ok(tls))) => return Some(Prefixed::new(Box::new(tls))),
         Ok(Ok(Err(e))) => Ended::Handshake(e),

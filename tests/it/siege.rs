@@ -178,10 +178,11 @@ async fn stalled_bulk(src: Ipv4Addr, to: SocketAddr, n: usize) -> Option<Duratio
     closed_within(&mut s, last, Duration::from_secs(60)).await
 }
 
-fn pairs(node: &str, n: usize) -> String {
+/// The `k`-th bulk of `n` session pairs (ids of its own).
+fn pairs(node: &str, n: usize, k: usize) -> String {
     let mut b = String::new();
     for i in 0..n {
-        b.push_str(&action_line(INDEX, &sid("legit", i)));
+        b.push_str(&action_line(INDEX, &sid("legit", k * n + i)));
         b.push('\n');
         b.push_str(&session_doc(node, i));
         b.push('\n');
@@ -243,36 +244,40 @@ fn siege_of_hostile_connections_leaves_the_legit_sensor_served_and_memory_bounde
 
     // The legit sensor: a GET every 50 ms and a ~1 MB bulk every second, a new connection each
     // (two threads, so a slow bulk never delays the GETs being timed).
+    // Each bulk carries new session ids, as capture's do (a repeated id is a create conflict).
     let stop = Arc::new(AtomicBool::new(false));
-    let bulk = pairs("toronto01", 1700);
-    let legit = |every: Duration, method: &'static str, path: &'static str, body: String| {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let auth = basic("toronto01:secret1");
-            let h = [
-                ("Authorization", auth.as_str()),
-                ("Content-Type", "application/json"),
-            ];
-            let (mut times, mut failures) = (Vec::new(), Vec::new());
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let r = request(to, method, path, &h, body.as_bytes());
-                times.push((t, t.elapsed()));
-                if r.status != 200 || r.text().contains("\"errors\":true") {
-                    failures.push(format!("{method} {path}: {}", r.status));
+    let legit =
+        |every: Duration, method: &'static str, path: &'static str, body: fn(usize) -> String| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let auth = basic("toronto01:secret1");
+                let h = [
+                    ("Authorization", auth.as_str()),
+                    ("Content-Type", "application/json"),
+                ];
+                let (mut times, mut failures) = (Vec::new(), Vec::new());
+                let mut k = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let b = body(k);
+                    k += 1;
+                    let t = Instant::now();
+                    let r = request(to, method, path, &h, b.as_bytes());
+                    times.push((t, t.elapsed()));
+                    if r.status != 200 || r.text().contains("\"errors\":true") {
+                        let text: String = r.text().chars().take(300).collect();
+                        failures.push(format!("{method} {path}: {} {text}", r.status));
+                    }
+                    std::thread::sleep(every.saturating_sub(t.elapsed()));
                 }
-                std::thread::sleep(every.saturating_sub(t.elapsed()));
-            }
-            (times, failures)
-        })
-    };
-    let gets = legit(
-        Duration::from_millis(50),
-        "GET",
-        "/_cluster/health",
-        String::new(),
-    );
-    let bulks = legit(Duration::from_secs(1), "POST", "/_bulk", bulk);
+                (times, failures)
+            })
+        };
+    let gets = legit(Duration::from_millis(50), "GET", "/_cluster/health", |_| {
+        String::new()
+    });
+    let bulks = legit(Duration::from_secs(1), "POST", "/_bulk", |k| {
+        pairs("toronto01", 1700, k)
+    });
 
     // Sample esproxy's RSS while the siege runs.
     let pid = proxy.pid();

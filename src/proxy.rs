@@ -112,15 +112,22 @@ impl EsProxy {
             Plan::Small(mut body) => {
                 let keep = self.pool.signer().is_some();
                 let limits = &snap.policy.limits;
-                ctx.small_body =
-                    body_read::small(session, &mut body, limits, head.expects_continue, keep)
-                        .await?;
+                // Boxed, as every await below that most requests skip: Pingora moves this
+                // hook's whole future per request, so a rare path must not make it large.
+                ctx.small_body = Box::pin(body_read::small(
+                    session,
+                    &mut body,
+                    limits,
+                    head.expects_continue,
+                    keep,
+                ))
+                .await?;
                 body.check(&snap.policy, &sensor)?;
             }
         }
         if head.expects_continue && !matches!(route.body, allowlist::BodyRule::Json(_)) {
             // We drop `Expect` upstream, so the 100 is ours to send, and only once admitted.
-            let _ = session.write_continue_response().await;
+            let _ = Box::pin(session.write_continue_response()).await;
         }
         ctx.route = Some(route);
         Ok(())
@@ -190,7 +197,7 @@ impl ProxyHttp for EsProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         if let Err(r) = self.admit(session, ctx).await {
             self.log_denial(session, ctx, &r);
-            respond::refusal(session, &r).await?;
+            Box::pin(respond::refusal(session, &r)).await?;
             ctx.reject = Some(r);
             return Ok(true);
         }
@@ -199,7 +206,7 @@ impl ProxyHttp for EsProxy {
         }
         // SigV4 hashes the body: it is sent whole, by us, not streamed by Pingora.
         if self.pool.signer().is_some() {
-            return self.forward_signed(session, ctx).await;
+            return Box::pin(self.forward_signed(session, ctx)).await;
         }
         Ok(false)
     }
@@ -208,7 +215,7 @@ impl ProxyHttp for EsProxy {
         // A bulk waits (within its replay budget) for a name to resolve or move.
         let chosen = if ctx.body.is_bulk() {
             let deadline = replay::deadline(ctx.started);
-            self.pool.select_or_wait(&ctx.failed, deadline).await
+            Box::pin(self.pool.select_or_wait(&ctx.failed, deadline)).await
         } else {
             self.pool.select(&ctx.failed)
         };

@@ -312,11 +312,11 @@ mod tests {
         let v = BulkValidator::new(&policy, "toronto01", BodyEncoding::Identity);
         let mut flow = BodyFlow::bulk(Box::new(v), BodyChange::Lines, None);
         let sensor = metrics::sensor_label(Some("toronto01"));
-        let before = rejected_count(&sensor);
+        let before = rejected_count(sensor);
         let bad = Bytes::from_static(b"{\"index\":{\"_index\":\"not_arkime\"}}\n{}\n");
         assert!(flow.feed(Some("toronto01"), Some(bad), true).is_err());
         assert!(
-            rejected_count(&sensor) > before,
+            rejected_count(sensor) > before,
             "bulk_rejected not counted"
         );
         assert_eq!(flow.awaits_more(), None);

@@ -339,7 +339,7 @@ pub fn config_loaded(sensors: usize) {
 }
 
 /// The sensor label for `name`: the name when it is configured, else [`UNKNOWN_SENSOR`].
-pub fn sensor_label(name: Option<&str>) -> String {
+pub fn sensor_label(name: Option<&str>) -> &str {
     match name {
         Some(n)
             if SNAPSHOT
@@ -347,9 +347,9 @@ pub fn sensor_label(name: Option<&str>) -> String {
                 .as_ref()
                 .is_some_and(|s| s.load().sensors.get(n).is_some()) =>
         {
-            n.to_string()
+            n
         }
-        _ => UNKNOWN_SENSOR.to_string(),
+        _ => UNKNOWN_SENSOR,
     }
 }
 
@@ -366,12 +366,18 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
-fn status_label(status: u16) -> String {
+/// The status label, written into `buf` (no allocation: this runs once per request).
+fn status_label(status: u16, buf: &mut [u8; 3]) -> &str {
     if (100..600).contains(&status) {
-        status.to_string()
+        *buf = [
+            b'0' + (status / 100) as u8,
+            b'0' + (status / 10 % 10) as u8,
+            b'0' + (status % 10) as u8,
+        ];
+        std::str::from_utf8(buf).unwrap_or("none")
     } else {
         // 0: nothing was written (the sensor went away, or the response could not be sent).
-        "none".to_string()
+        "none"
     }
 }
 
@@ -399,17 +405,17 @@ pub fn request_finished(f: &Finished) {
     let sensor = sensor_label(f.sensor);
     m.requests
         .with_label_values(&[
-            sensor.as_str(),
+            sensor,
             method_label(f.method),
             f.route.unwrap_or("none"),
-            status_label(f.status).as_str(),
+            status_label(f.status, &mut [0; 3]),
         ])
         .inc();
     m.received_bytes
-        .with_label_values(&[sensor.as_str()])
+        .with_label_values(&[sensor])
         .inc_by(f.received as u64);
     m.sent_bytes
-        .with_label_values(&[sensor.as_str()])
+        .with_label_values(&[sensor])
         .inc_by(f.sent as u64);
     if let Some(n) = f.upstream_sent {
         m.upstream_sent_bytes.inc_by(n as u64);
@@ -419,10 +425,7 @@ pub fn request_finished(f: &Finished) {
 /// Records one refusal by its `Reject::label`, for the authenticated sensor if any.
 pub fn denial(sensor: Option<&str>, reason: &'static str) {
     let s = sensor_label(sensor);
-    METRICS
-        .denials
-        .with_label_values(&[s.as_str(), reason])
-        .inc();
+    METRICS.denials.with_label_values(&[s, reason]).inc();
 }
 
 /// Records a `_bulk` body that was validated to its end.
@@ -430,11 +433,11 @@ pub fn bulk_accepted(sensor: Option<&str>, stats: &BulkStats) {
     let s = sensor_label(sensor);
     METRICS
         .bulk_requests
-        .with_label_values(&[s.as_str(), "accepted"])
+        .with_label_values(&[s, "accepted"])
         .inc();
     METRICS
         .bulk_docs
-        .with_label_values(&[s.as_str(), "accepted"])
+        .with_label_values(&[s, "accepted"])
         .inc_by(stats.docs);
 }
 
@@ -443,11 +446,11 @@ pub fn bulk_rejected(sensor: Option<&str>, stats: &BulkStats) {
     let s = sensor_label(sensor);
     METRICS
         .bulk_requests
-        .with_label_values(&[s.as_str(), "rejected"])
+        .with_label_values(&[s, "rejected"])
         .inc();
     METRICS
         .bulk_docs
-        .with_label_values(&[s.as_str(), "rejected"])
+        .with_label_values(&[s, "rejected"])
         .inc_by(stats.docs + 1);
 }
 
@@ -712,8 +715,13 @@ mod tests {
     fn methods_and_statuses_map_to_bounded_labels() {
         assert_eq!(method_label(&Method::GET), "GET");
         assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
-        assert_eq!(status_label(0), "none");
-        assert_eq!(status_label(401), "401");
+        let mut buf = [0; 3];
+        assert_eq!(status_label(0, &mut buf), "none");
+        assert_eq!(status_label(99, &mut buf), "none");
+        assert_eq!(status_label(600, &mut buf), "none");
+        assert_eq!(status_label(100, &mut buf), "100");
+        assert_eq!(status_label(401, &mut buf), "401");
+        assert_eq!(status_label(599, &mut buf), "599");
     }
 
     #[test]

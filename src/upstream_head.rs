@@ -94,7 +94,13 @@ pub fn rewrite(
         .iter()
         .map(|v| v.as_bytes())
         .collect();
-    if !matches!(opaque.as_slice(), [one] if opaque_id_ok(one)) {
+    // Absent: nothing to remove (a removal still costs a header-map probe).
+    let forwarded = match opaque.as_slice() {
+        [] => true,
+        [one] => opaque_id_ok(one),
+        _ => false,
+    };
+    if !forwarded {
         drop.push(http::HeaderName::from_static("x-opaque-id"));
     }
     if change == BodyChange::Inflated {

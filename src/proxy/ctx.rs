@@ -94,10 +94,11 @@ impl Ctx {
     /// A request's state when it arrives: it counts as in flight from now on, keeps the
     /// settings of `snap`, and its clock (the replay budget's) starts.
     pub(super) fn new(snap: Arc<Snapshot>) -> Ctx {
+        let now = Instant::now();
         Ctx {
             _in_flight: InFlight::enter(),
             snap,
-            started: Instant::now(),
+            started: now,
             client: None,
             sensor: None,
             route: None,
@@ -110,7 +111,7 @@ impl Ctx {
             conn: None,
             small_body: Vec::new(),
             timed_out: false,
-            last_body: Instant::now(),
+            last_body: now,
         }
     }
 }

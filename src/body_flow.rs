@@ -315,10 +315,7 @@ mod tests {
         let before = rejected_count(sensor);
         let bad = Bytes::from_static(b"{\"index\":{\"_index\":\"not_arkime\"}}\n{}\n");
         assert!(flow.feed(Some("toronto01"), Some(bad), true).is_err());
-        assert!(
-            rejected_count(sensor) > before,
-            "bulk_rejected not counted"
-        );
+        assert!(rejected_count(sensor) > before, "bulk_rejected not counted");
         assert_eq!(flow.awaits_more(), None);
         assert!(flow.replayable().is_none());
     }

@@ -91,23 +91,37 @@ impl Osmem {
         r.json()["count"].as_u64().unwrap()
     }
 
-    /// Ids of every document in `index` (up to 10 000).
+    /// Ids of every document in `index`, paged by `_id` with `search_after`: a single search
+    /// stops at 10,000 hits (ES's result window), and a fast load run stores more than that.
     pub fn ids(&self, index: &str) -> Vec<String> {
+        const PAGE: usize = 5000;
         self.req("POST", "/_refresh", b"");
-        let r = self.req(
-            "POST",
-            &format!("/{index}/_search"),
-            br#"{"size":10000,"_source":false}"#,
-        );
-        if r.status == 404 {
-            return vec![];
+        let mut ids: Vec<String> = Vec::new();
+        loop {
+            let after = match ids.last() {
+                Some(last) => format!(",\"search_after\":[{}]", serde_json::json!(last)),
+                None => String::new(),
+            };
+            let body = format!(
+                "{{\"size\":{PAGE},\"_source\":false,\"sort\":[{{\"_id\":\"asc\"}}]{after}}}"
+            );
+            let r = self.req("POST", &format!("/{index}/_search"), body.as_bytes());
+            if r.status == 404 {
+                return vec![];
+            }
+            assert_eq!(r.status, 200, "ids of {index}: {}", r.text());
+            let page: Vec<String> = r.json()["hits"]["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["_id"].as_str().unwrap().to_string())
+                .collect();
+            let done = page.len() < PAGE;
+            ids.extend(page);
+            if done {
+                break;
+            }
         }
-        let mut ids: Vec<String> = r.json()["hits"]["hits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["_id"].as_str().unwrap().to_string())
-            .collect();
         ids.sort();
         ids
     }

@@ -532,10 +532,7 @@ impl Pool {
     pub async fn refresh(&self) {
         let mut answers = Vec::with_capacity(self.targets.len());
         for t in &self.targets {
-            let answer = match t.literal {
-                Some(ip) => Ok(vec![SocketAddr::new(ip, t.url.port)]),
-                None => lookup(t).await,
-            };
+            let answer = lookup(t).await;
             let was_failing = t.failing.swap(answer.is_err(), Ordering::Relaxed);
             match &answer {
                 Err(e) => {
@@ -734,8 +731,12 @@ impl BackgroundService for Resolve {
     }
 }
 
-/// Every address (A and AAAA) of a target's name, from the system resolver.
+/// Every address (A and AAAA) of a target's name, from the system resolver; an IP literal is
+/// its own answer.
 async fn lookup(t: &Target) -> Result<Vec<SocketAddr>, String> {
+    if let Some(ip) = t.literal {
+        return Ok(vec![SocketAddr::new(ip, t.url.port)]);
+    }
     let found = tokio::time::timeout(
         RESOLVE_TIMEOUT,
         tokio::net::lookup_host((t.url.host.as_str(), t.url.port)),
@@ -743,21 +744,23 @@ async fn lookup(t: &Target) -> Result<Vec<SocketAddr>, String> {
     .await
     .map_err(|_| format!("no answer within {} s", RESOLVE_TIMEOUT.as_secs()))?
     .map_err(|e| e.to_string())?;
-    let addrs: Vec<SocketAddr> = found.collect();
-    if addrs.is_empty() {
-        return Err("no address".into());
-    }
-    Ok(addrs)
+    some_address(found)
 }
 
+/// [`lookup`] without a runtime, for start-up (nothing is served yet).
 fn lookup_blocking(t: &Target) -> Result<Vec<SocketAddr>, String> {
     if let Some(ip) = t.literal {
         return Ok(vec![SocketAddr::new(ip, t.url.port)]);
     }
-    let addrs: Vec<SocketAddr> = (t.url.host.as_str(), t.url.port)
+    let found = (t.url.host.as_str(), t.url.port)
         .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .collect();
+        .map_err(|e| e.to_string())?;
+    some_address(found)
+}
+
+/// A lookup's answer, or an error when it holds no address.
+fn some_address(found: impl Iterator<Item = SocketAddr>) -> Result<Vec<SocketAddr>, String> {
+    let addrs: Vec<SocketAddr> = found.collect();
     if addrs.is_empty() {
         return Err("no address".into());
     }

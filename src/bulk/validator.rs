@@ -280,19 +280,15 @@ impl Lines {
     /// whole, so no rewritten line straddles the end of `head`.
     fn rewritten(&mut self, head: Bytes) -> Bytes {
         let n = head.len();
+        // Collecting no item allocates nothing: the common chunk with no rewrite stays free.
         let split = self.rewrites.partition_point(|r| r.start < n);
-        if split == 0 {
-            for r in &mut self.rewrites {
-                r.start -= n;
-                r.end -= n;
-            }
-            return head;
-        }
-        let later = self.rewrites.split_off(split);
-        let now = std::mem::replace(&mut self.rewrites, later);
+        let now: Vec<Rewrite> = self.rewrites.drain(..split).collect();
         for r in &mut self.rewrites {
             r.start -= n;
             r.end -= n;
+        }
+        if now.is_empty() {
+            return head;
         }
         if now.iter().all(|r| r.bytes.len() == r.end - r.start) {
             // Capture's lines: overwrite in place (the buffer is ours alone but for a copy when

@@ -9,10 +9,21 @@
 //! a `HashMap`, so names that are special in JavaScript (`__proto__`, `constructor`, …) are just
 //! unknown names. Passwords are compared as HMAC-SHA256 tags under a per-process random key, so
 //! the comparison takes the same time whatever the length or content of either password.
+//!
+//! A connection remembers its last positive verdict ([`Memo`], held by the connection gate's
+//! ticket): the next request on the same connection whose single `Authorization` value is the
+//! same bytes, from the same client IP, under the same sensor set (a SIGHUP reload builds a new
+//! one) gets the same sensor without the HMAC being computed again. That skips only work whose
+//! answer cannot differ: the verdict is a function of exactly those three inputs (no clock, no
+//! counter), and the memo is never shared between connections, so it can only replay a verdict
+//! the very same credentials already earned on that socket. Refusals are never remembered, and a
+//! refusal clears the memo. Requests with a TLS client certificate are always checked in full.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use base64::Engine as _;
 use ipnet::IpNet;
@@ -116,7 +127,13 @@ struct Entry {
 pub struct Sensors {
     map: HashMap<String, Entry>,
     key: hmac::Key,
+    /// Unique per [`Sensors::new`] (a clone keeps it: same sensors, same verdicts); a [`Memo`]
+    /// made under another generation is ignored.
+    generation: u64,
 }
+
+/// Source of [`Sensors::generation`].
+static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 impl Sensors {
     /// Builds the set (password tags are computed here, once).
@@ -136,7 +153,11 @@ impl Sensors {
                 (name, Entry { sensor, tag })
             })
             .collect();
-        Sensors { map, key }
+        Sensors {
+            map,
+            key,
+            generation: GENERATION.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// The sensor called `name`, if configured.
@@ -225,6 +246,77 @@ pub fn authenticate_request(
         .map(|v| v.as_bytes())
         .collect();
     authenticate_with_cert(sensors, &creds, client, cert_names)
+}
+
+/// One connection's last positive verdict (see the module doc): empty until a request on the
+/// connection authenticates, cleared by a refusal.
+#[derive(Default)]
+pub struct Memo(Mutex<Option<Verdict>>);
+
+/// The inputs of a positive verdict and the sensor it named.
+struct Verdict {
+    generation: u64,
+    client: IpAddr,
+    header: Box<[u8]>,
+    sensor: String,
+}
+
+impl fmt::Debug for Memo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the header: it holds the password.
+        f.write_str("Memo")
+    }
+}
+
+/// [`authenticate_request`] with the connection's [`Memo`] (None: no connection context, e.g.
+/// a request the gate did not see): a repeat of the remembered single `Authorization` value,
+/// client IP and sensor generation is answered from it; anything else is checked in full and a
+/// success remembered.
+pub fn authenticate_request_memo(
+    sensors: &Sensors,
+    headers: &http::HeaderMap,
+    client: IpAddr,
+    cert_names: Option<&[String]>,
+    memo: Option<&Memo>,
+) -> Result<String, Reject> {
+    let Some(memo) = memo.filter(|_| cert_names.is_none()) else {
+        return authenticate_request(sensors, headers, client, cert_names);
+    };
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let (Some(one), None) = (values.next(), values.next()) else {
+        *lock(memo) = None;
+        return authenticate_request(sensors, headers, client, cert_names);
+    };
+    let header = one.as_bytes();
+    let mut held = lock(memo);
+    if let Some(v) = held.as_ref() {
+        if v.generation == sensors.generation
+            && v.client == client
+            // Constant time, as the password check it stands in for.
+            && bool::from(subtle::ConstantTimeEq::ct_eq(&v.header[..], header))
+        {
+            return Ok(v.sensor.clone());
+        }
+    }
+    match authenticate(sensors, &[header], client) {
+        Ok(sensor) => {
+            *held = Some(Verdict {
+                generation: sensors.generation,
+                client,
+                header: header.into(),
+                sensor: sensor.clone(),
+            });
+            Ok(sensor)
+        }
+        Err(r) => {
+            *held = None;
+            Err(r)
+        }
+    }
+}
+
+fn lock(memo: &Memo) -> std::sync::MutexGuard<'_, Option<Verdict>> {
+    memo.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// [`authenticate`] for a request whose TLS connection may carry a verified client certificate;
@@ -623,6 +715,129 @@ mod tests {
         names.sort();
         assert_eq!(names, ["nopass", "singapore01", "test", "toronto01"]);
         assert!(Sensors::default().is_empty());
+    }
+
+    fn headers(values: &[&str]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for v in values {
+            h.append(http::header::AUTHORIZATION, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn memo_auth(s: &Sensors, memo: &Memo, header: &str, client: &str) -> Result<String, Reject> {
+        authenticate_request_memo(s, &headers(&[header]), ip(client), None, Some(memo))
+    }
+
+    #[test]
+    fn memo_answers_a_repeat_of_the_same_bytes_ip_and_generation() {
+        let s = arkime();
+        let memo = Memo::default();
+        let good = basic("test:test");
+        assert_eq!(memo_auth(&s, &memo, &good, "127.0.0.1").unwrap(), "test");
+        // Plant a verdict the full check would not give (sensor name changed): a hit returns
+        // the remembered one, which shows the full check was skipped.
+        lock(&memo).as_mut().unwrap().sensor = "remembered".into();
+        assert_eq!(
+            memo_auth(&s, &memo, &good, "127.0.0.1").unwrap(),
+            "remembered"
+        );
+        // A clone of the same sensor set is the same generation.
+        assert_eq!(
+            memo_auth(&s.clone(), &memo, &good, "127.0.0.1").unwrap(),
+            "remembered"
+        );
+    }
+
+    #[test]
+    fn memo_checks_other_header_bytes_in_full() {
+        let s = arkime();
+        let memo = Memo::default();
+        assert!(memo_auth(&s, &memo, &basic("test:test"), "127.0.0.1").is_ok());
+        assert_eq!(
+            memo_auth(&s, &memo, &basic("test:nope"), "127.0.0.1"),
+            Err(Reject::BadPassword)
+        );
+        // The refusal cleared the memo.
+        assert!(lock(&memo).is_none());
+        // Same credentials, other bytes (scheme case, spacing): checked again, and remembered.
+        let token = base64::engine::general_purpose::STANDARD.encode("test:test");
+        assert!(memo_auth(&s, &memo, &format!("basic  {token}"), "127.0.0.1").is_ok());
+        lock(&memo).as_mut().unwrap().sensor = "remembered".into();
+        assert_eq!(
+            memo_auth(&s, &memo, &basic("test:test"), "127.0.0.1").unwrap(),
+            "test"
+        );
+    }
+
+    #[test]
+    fn memo_checks_another_client_ip_in_full() {
+        let s = arkime();
+        let memo = Memo::default();
+        let good = basic("toronto01:torontorules");
+        assert!(memo_auth(&s, &memo, &good, "192.0.2.10").is_ok());
+        assert_eq!(
+            memo_auth(&s, &memo, &good, "192.0.2.11"),
+            Err(Reject::IpNotAllowed(ip("192.0.2.11")))
+        );
+    }
+
+    #[test]
+    fn memo_is_ignored_under_a_reloaded_sensor_set() {
+        let memo = Memo::default();
+        let good = basic("test:test");
+        let before = sensors(&[("test", "pass:test")]);
+        assert!(memo_auth(&before, &memo, &good, "127.0.0.1").is_ok());
+        // The password changed on reload: the same bytes are refused.
+        let changed = sensors(&[("test", "pass:rotated")]);
+        assert_eq!(
+            memo_auth(&changed, &memo, &good, "127.0.0.1"),
+            Err(Reject::BadPassword)
+        );
+        // Even an identical reloaded set is a new generation: checked in full.
+        assert!(memo_auth(&before, &memo, &good, "127.0.0.1").is_ok());
+        lock(&memo).as_mut().unwrap().sensor = "remembered".into();
+        let same = sensors(&[("test", "pass:test")]);
+        assert_eq!(memo_auth(&same, &memo, &good, "127.0.0.1").unwrap(), "test");
+    }
+
+    #[test]
+    fn memo_is_not_used_for_two_headers_or_a_client_certificate() {
+        let s = arkime();
+        let memo = Memo::default();
+        let good = basic("test:test");
+        assert!(memo_auth(&s, &memo, &good, "127.0.0.1").is_ok());
+        assert_eq!(
+            authenticate_request_memo(
+                &s,
+                &headers(&[&good, &good]),
+                ip("127.0.0.1"),
+                None,
+                Some(&memo)
+            ),
+            Err(Reject::MultipleAuthorization)
+        );
+        assert!(memo_auth(&s, &memo, &good, "127.0.0.1").is_ok());
+        lock(&memo).as_mut().unwrap().sensor = "remembered".into();
+        let cert = names(&["other"]);
+        assert!(matches!(
+            authenticate_request_memo(
+                &s,
+                &headers(&[&good]),
+                ip("127.0.0.1"),
+                Some(&cert),
+                Some(&memo)
+            ),
+            Err(Reject::CertMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn memo_debug_never_shows_the_header() {
+        let s = arkime();
+        let memo = Memo::default();
+        assert!(memo_auth(&s, &memo, &basic("test:test"), "127.0.0.1").is_ok());
+        assert_eq!(format!("{memo:?}"), "Memo");
     }
 
     fn names(n: &[&str]) -> Vec<String> {

@@ -9,7 +9,8 @@
 //! ```text
 //! new_ctx                  the config snapshot and the start time (the replay budget's clock)
 //! on_connection_reuse      the connection gate's ticket (connection)
-//! request_filter           framing::check_head → client_ip → auth → allowlist::classify →
+//! request_filter           framing::check_head → client_ip → auth (with the connection's
+//!                          memo) → allowlist::classify →
 //!                          framing::BodyHead → body_plan (small bodies: body_read::small,
 //!                          SmallBody::check); a refusal is logged once and answered here;
 //!                          admitted: Ticket::admitted (slot back, body idle timeout). SigV4:
@@ -98,7 +99,9 @@ impl EsProxy {
         ctx.client = Some(client);
         // A verified TLS client certificate (esProxyClientCA) can stand in for the password.
         let cert = crate::tls::client_cert(session).map(|c| c.names.as_slice());
-        let sensor = auth::authenticate_request(&snap.sensors, &req.headers, client, cert)?;
+        let memo = ctx.conn.as_ref().map(Ticket::auth_memo);
+        let sensor =
+            auth::authenticate_request_memo(&snap.sensors, &req.headers, client, cert, memo)?;
         ctx.sensor = Some(sensor.clone());
 
         let route = allowlist::classify_raw(&snap.policy, &sensor, &req.method, req.raw_path())?;

@@ -105,13 +105,16 @@ impl Default for Settings {
 }
 
 /// What a request learns about its connection (delivered through Pingora's per-connection user
-/// context): it gives the unauthenticated slot back once the request authenticated.
+/// context): it gives the unauthenticated slot back once the request authenticated, and carries
+/// the connection's authentication memo (`auth::Memo`) from one request to the next.
 #[derive(Clone)]
 pub struct Ticket(Arc<TicketInner>);
 
 struct TicketInner {
     unauth: Mutex<Option<Counted>>,
     body_idle: Duration,
+    /// The connection's last positive authentication (`auth` decides what it may answer).
+    auth: crate::auth::Memo,
 }
 
 impl Ticket {
@@ -143,6 +146,11 @@ impl Ticket {
     /// How long the request body may go without a byte.
     pub fn body_idle(&self) -> Duration {
         self.0.body_idle
+    }
+
+    /// The connection's authentication memo (held here, one per connection; `auth` owns it).
+    pub fn auth_memo(&self) -> &crate::auth::Memo {
+        &self.0.auth
     }
 
     fn waiting_slot(&self) -> Option<Arc<Slot>> {
@@ -324,6 +332,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> Gate<A> {
         let ticket = Ticket(Arc::new(TicketInner {
             unauth: Mutex::new(Some(unauth)),
             body_idle: s.body_idle,
+            auth: Default::default(),
         }));
         let mut persistent: Option<HttpPersistentSettings> = None;
         let mut first_by = opened + s.first_byte;

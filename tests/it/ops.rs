@@ -335,6 +335,49 @@ fn sighup_swaps_a_password_while_a_bulk_streams_and_keeps_it_on_a_bad_file() {
     assert_eq!(p.req("toronto01:rotated", "GET", "/", b"").status, 200);
 }
 
+/// One GET on an open keep-alive connection; the status.
+fn get_on(r: &mut BufReader<TcpStream>, addr: SocketAddr, user_pass: &str) -> u16 {
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {}\r\n\r\n",
+        basic(user_pass)
+    );
+    r.get_mut().write_all(head.as_bytes()).unwrap();
+    read_response(r).status
+}
+
+#[test]
+fn sighup_password_change_applies_to_a_kept_alive_connection_at_once() {
+    // A connection remembers its last successful authentication (src/auth.rs `Memo`); a reload
+    // must not let it go on with the old password.
+    let es = Osmem::start();
+    let run = start(&es, 10);
+    let p = &run.proxy;
+    let s = TcpStream::connect(p.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut r = BufReader::new(s);
+    assert_eq!(get_on(&mut r, p.addr, "toronto01:secret1"), 200);
+    assert_eq!(get_on(&mut r, p.addr, "toronto01:secret1"), 200);
+    // Other bytes on the same connection are checked, not answered from the memo.
+    assert_eq!(get_on(&mut r, p.addr, "toronto01:secret2"), 401);
+    let mut r = BufReader::new(TcpStream::connect(p.addr).unwrap());
+    assert_eq!(get_on(&mut r, p.addr, "toronto01:secret1"), 200);
+    rewrite(
+        &run.config,
+        &ops_ini(&es.url(), run.port, run.metrics.port(), 10, "rotated"),
+    );
+    signal(p, "HUP");
+    wait_sample(
+        run.metrics,
+        "esproxy_config_reloads_total",
+        &[("result", "ok")],
+        1.0,
+    );
+    assert_eq!(get_on(&mut r, p.addr, "toronto01:secret1"), 401);
+    let mut r = BufReader::new(TcpStream::connect(p.addr).unwrap());
+    assert_eq!(get_on(&mut r, p.addr, "toronto01:rotated"), 200);
+    assert_eq!(get_on(&mut r, p.addr, "toronto01:rotated"), 200);
+}
+
 #[test]
 fn sigterm_lets_an_inflight_bulk_finish_then_exits_before_the_grace_period() {
     let es = Osmem::start();

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! new_ctx                  the config snapshot and the start time (the replay budget's clock)
-//! on_connection_reuse      the connection gate's ticket (connection)
+//! on_connection_reuse      the connection gate's ticket (connection); the head is parsed
 //! request_filter           framing::check_head → client_ip → auth (with the connection's
 //!                          memo) → allowlist::classify →
 //!                          framing::BodyHead → body_plan (small bodies: body_read::small,
@@ -195,6 +195,10 @@ impl ProxyHttp for EsProxy {
         conn: Box<dyn std::any::Any + Send + Sync>,
     ) {
         ctx.conn = Ticket::from_context(conn);
+        if let Some(t) = &ctx.conn {
+            // Pingora calls this right after parsing the head: its deadline is met.
+            t.head_parsed();
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {

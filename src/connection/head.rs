@@ -3,6 +3,11 @@
 //! Pingora, which first replays those bytes and then reads the socket. So the total head
 //! deadline holds for the whole head (Pingora's own timeout restarts with every read), and
 //! nothing larger than the bytes a client actually sent is allocated until the head is complete.
+//!
+//! On an authenticated kept-alive connection Pingora reads the next head itself (no copy, no
+//! extra read, no timer of ours while the head comes in one read): [`Prefixed`] then watches the
+//! reads ([`HeadProgress`]) and fails them once the head has taken longer than the head timeout
+//! since its first byte, until the proxy says the head was parsed.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -15,11 +20,12 @@ use pingora::protocols::{
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// Where the head in `buf` ends (the index just past its empty line), if it is complete. Empty
 /// lines before the request line are skipped as HTTP/1.1 allows; a bare LF ends a line as well as
@@ -45,15 +51,76 @@ pub fn end_of_head(buf: &[u8]) -> Option<usize> {
     None
 }
 
+/// Where the head of a kept-alive connection's next request is, as Pingora reads it: shared by
+/// the connection's [`Prefixed`] (which sees its first byte) and the request's ticket (the proxy
+/// says when the head was parsed).
+#[derive(Debug, Default)]
+pub struct HeadProgress(AtomicU8);
+
+/// No head being watched (parsed, or the connection's first request, which we read ourselves).
+const PARSED: u8 = 0;
+/// Between requests: no byte of the next head yet, by `esProxyKeepAliveTimeout`.
+const IDLE: u8 = 1;
+/// The head's first byte came; it must be complete `esProxyHeadTimeout` after it.
+const READING: u8 = 2;
+
+impl HeadProgress {
+    /// The head was parsed: its deadline no longer applies.
+    pub fn parsed(&self) {
+        self.0.store(PARSED, Ordering::Relaxed);
+    }
+}
+
+/// The deadlines of a kept-alive connection's heads that Pingora reads itself.
+#[derive(Debug)]
+struct HeadWatch {
+    progress: Arc<HeadProgress>,
+    head: Duration,
+    /// The deadline of the current state: the next head's first byte (IDLE), or its end
+    /// (READING).
+    by: Instant,
+    /// One timer for the connection's life, created the first time a read has to wait. It is
+    /// moved only when it fires before `by` (deadlines move later with every request, so that is
+    /// at most once per keep-alive period) or when `by` is earlier than it (a head that has to
+    /// wait for more bytes): a request whose head comes while the connection waits costs no
+    /// timer registration.
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl HeadWatch {
+    /// Whether `by` has passed; otherwise the task is woken when it does.
+    fn passed(&mut self, cx: &mut Context<'_>) -> bool {
+        let by = self.by;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(by)));
+        if sleep.deadline() > by {
+            sleep.as_mut().reset(by);
+        }
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if sleep.deadline() >= by {
+                return true;
+            }
+            // Fired for an earlier request's deadline: wait for this one.
+            sleep.as_mut().reset(by);
+        }
+    }
+}
+
 /// A connection whose first bytes were already read by us: reads return `prefix` first, then
 /// the socket's bytes. With a deadline set, reads from the socket fail once it passes (used when
-/// a head too large for us to hold is handed to Pingora unfinished). Everything else is the
+/// a head too large for us to hold is handed to Pingora unfinished); with a head watch, once a
+/// kept-alive request's head has taken longer than the head timeout. Everything else is the
 /// wrapped connection's.
 #[derive(Debug)]
 pub struct Prefixed {
     prefix: Bytes,
     inner: Stream,
     deadline: Option<Pin<Box<Sleep>>>,
+    watch: Option<HeadWatch>,
 }
 
 impl Prefixed {
@@ -63,7 +130,33 @@ impl Prefixed {
             prefix: Bytes::new(),
             inner,
             deadline: None,
+            watch: None,
         }
+    }
+
+    /// The connection waits for its next request, which Pingora reads itself: its first byte
+    /// must come within `keepalive` (else reads fail with `TimedOut` and `keepalive_idle` is
+    /// counted), the head must be complete `head` after that byte (else `head` is counted),
+    /// until `progress` says it was parsed.
+    pub fn await_next_head(
+        &mut self,
+        progress: &Arc<HeadProgress>,
+        keepalive: Duration,
+        head: Duration,
+    ) {
+        let by = Instant::now() + keepalive;
+        match &mut self.watch {
+            Some(w) => w.by = by,
+            None => {
+                self.watch = Some(HeadWatch {
+                    progress: progress.clone(),
+                    head,
+                    by,
+                    sleep: None,
+                })
+            }
+        }
+        progress.0.store(IDLE, Ordering::Relaxed);
     }
 
     /// Bytes to replay before the socket's (the head read so far), replacing any left.
@@ -113,14 +206,47 @@ impl AsyncRead for Prefixed {
         }
         if let Some(d) = this.deadline.as_mut() {
             if d.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "request head deadline passed",
-                )));
+                return Poll::Ready(Err(head_deadline_passed()));
             }
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        let Some(w) = this.watch.as_mut() else {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        };
+        let state = w.progress.0.load(Ordering::Relaxed);
+        if state == PARSED {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if r.is_pending() {
+            if !w.passed(cx) {
+                return r;
+            }
+            w.progress.parsed();
+            let peer = super::peer_ip(&this.inner);
+            if state == IDLE {
+                // Pingora closes quietly on a failed read before any byte, as after its own
+                // keep-alive timeout.
+                super::ended(super::Ended::Deadline("keepalive_idle"), peer);
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "keep-alive idle deadline passed",
+                )));
+            }
+            super::deadline("head", peer);
+            return Poll::Ready(Err(head_deadline_passed()));
+        }
+        if state == IDLE && buf.filled().len() > before {
+            // The head's first byte: its own deadline starts.
+            w.by = Instant::now() + w.head;
+            w.progress.0.store(READING, Ordering::Relaxed);
+        }
+        r
     }
+}
+
+fn head_deadline_passed() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "request head deadline passed")
 }
 
 impl AsyncWrite for Prefixed {

@@ -20,7 +20,12 @@
 //!    once it authenticates, the unauthenticated slot is given back and the body's idle timeout
 //!    (`esProxyBodyIdleTimeout`) set;
 //! 6. between keep-alive requests the next first byte must come within `esProxyKeepAliveTimeout`,
-//!    then the head within `esProxyHeadTimeout`.
+//!    then the head within `esProxyHeadTimeout`. While the connection is still unauthenticated
+//!    (its requests were refused), we read that head as in step 4, evictable. Once a request
+//!    authenticated, Pingora reads the next heads itself, and [`Prefixed`] fails its reads once
+//!    a deadline passed ([`head::HeadProgress`]; the proxy marks the head parsed in
+//!    `on_connection_reuse`). Same bounds, without a second read of every head, a copy of it,
+//!    or a timer registration per request (one lazily moved timer per connection; issue #16).
 //!
 //! Every refusal, eviction and deadline is counted (metrics) and logged at a bounded rate.
 //!
@@ -52,7 +57,7 @@ use crate::rate_limited_warn;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use caps::{Caps, Slot, Unauthenticated};
-use head::{end_of_head, Prefixed};
+use head::{end_of_head, HeadProgress, Prefixed};
 use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
 use pingora::listeners::tls::{Acceptor, TlsSettings};
 use pingora::listeners::ConnectionFilter;
@@ -115,6 +120,8 @@ struct TicketInner {
     body_idle: Duration,
     /// The connection's last positive authentication (`auth` decides what it may answer).
     auth: crate::auth::Memo,
+    /// The head Pingora reads on a kept-alive connection (bounded by the connection's reads).
+    head: Arc<HeadProgress>,
 }
 
 impl Ticket {
@@ -146,6 +153,12 @@ impl Ticket {
     /// How long the request body may go without a byte.
     pub fn body_idle(&self) -> Duration {
         self.0.body_idle
+    }
+
+    /// The request's head was parsed (Pingora calls `on_connection_reuse` right after): a
+    /// kept-alive request's head deadline no longer applies.
+    pub fn head_parsed(&self) {
+        self.0.head.parsed();
     }
 
     /// The connection's authentication memo (held here, one per connection; `auth` owns it).
@@ -333,6 +346,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> Gate<A> {
             unauth: Mutex::new(Some(unauth)),
             body_idle: s.body_idle,
             auth: Default::default(),
+            head: Default::default(),
         }));
         let mut persistent: Option<HttpPersistentSettings> = None;
         let mut first_by = opened + s.first_byte;
@@ -354,34 +368,47 @@ impl<A: HttpServerApp + Send + Sync + 'static> Gate<A> {
             // The ClientHello was the first byte; the request head follows under the same deadline.
             first_by = head_deadline;
         }
+        let mut kept_alive = false;
         loop {
             let slot = ticket.waiting_slot();
-            if let Some(slot) = &slot {
-                slot.set_waiting(true);
-            }
-            let got = self
-                .read_head(&mut conn, first_by, head_by, slot.as_deref(), shutdown)
-                .await;
-            if let Some(slot) = &slot {
-                slot.set_waiting(false);
-            }
-            drop(slot);
-            let unfinished = match got {
-                Ok(unfinished) => unfinished,
-                Err(e) => return ended(e, peer),
-            };
-            if unfinished {
-                // Too long for us to hold: Pingora reads the rest, still within the deadline.
-                let left = head_by
-                    .unwrap_or_else(|| Instant::now() + s.head)
-                    .saturating_duration_since(Instant::now());
-                conn.set_deadline(Some(left));
+            // An authenticated connection between requests: Pingora reads the head (step 6).
+            let pingora_reads = kept_alive && slot.is_none();
+            if pingora_reads {
+                conn.await_next_head(&ticket.0.head, s.keepalive, s.head);
+            } else {
+                if let Some(slot) = &slot {
+                    slot.set_waiting(true);
+                }
+                let got = self
+                    .read_head(&mut conn, first_by, head_by, slot.as_deref(), shutdown)
+                    .await;
+                if let Some(slot) = &slot {
+                    slot.set_waiting(false);
+                }
+                drop(slot);
+                let unfinished = match got {
+                    Ok(unfinished) => unfinished,
+                    Err(e) => return ended(e, peer),
+                };
+                if unfinished {
+                    // Too long for us to hold: Pingora reads the rest, still within the deadline.
+                    let left = head_by
+                        .unwrap_or_else(|| Instant::now() + s.head)
+                        .saturating_duration_since(Instant::now());
+                    conn.set_deadline(Some(left));
+                }
             }
             let mut session = ServerSession::new_http1(Box::new(conn));
             if let Some(p) = persistent.take() {
                 p.apply_to_session(&mut session);
             }
-            let keepalive = s.keepalive.as_secs().max(1);
+            // Our deadlines bound a head Pingora reads (`Prefixed`): its own keep-alive timer
+            // (0 = none) would be one more timer per request.
+            let keepalive = if pingora_reads {
+                0
+            } else {
+                s.keepalive.as_secs().max(1)
+            };
             session.set_keepalive((!*shutdown.borrow()).then_some(keepalive));
             session.set_connection_user_context(Some(Box::new(ticket.clone())));
             let Some(reused) = self.inner.process_new_http(session, shutdown).await else {
@@ -393,6 +420,7 @@ impl<A: HttpServerApp + Send + Sync + 'static> Gate<A> {
             conn.set_deadline(None);
             first_by = Instant::now() + s.keepalive;
             head_by = None;
+            kept_alive = true;
         }
     }
 

@@ -80,6 +80,31 @@ fn slow_head_is_closed_at_the_head_deadline_though_bytes_keep_coming() {
     let mut s = connect(&p);
     s.write_all(b"GET /_cluster/health HTTP/1.1\r\nHost: x\r\n")
         .unwrap();
+    trickle_until_closed(&mut s, t, m);
+}
+
+#[test]
+fn slow_head_on_a_kept_alive_authenticated_connection_is_closed_at_the_head_deadline() {
+    // After a request authenticated, Pingora reads the next heads itself (src/connection/head.rs
+    // `HeadProgress`): the head deadline still runs from the head's first byte.
+    let es = Osmem::start();
+    let (text, m) = ini(&es, "esProxyHeadTimeout=2\nesProxyKeepAliveTimeout=30");
+    let p = Proxy::start(&text, "default");
+    let mut s = connect(&p);
+    for _ in 0..2 {
+        assert_eq!(keepalive_get(&mut s), 200);
+    }
+    // Idle well under the keep-alive timeout, then a head that never completes.
+    std::thread::sleep(Duration::from_millis(500));
+    let t = Instant::now();
+    s.write_all(b"GET /_cluster/health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    trickle_until_closed(&mut s, t, m);
+}
+
+/// Sends one header line every 200 ms after an unfinished head until esproxy closes the
+/// connection, which must be at the 2 s head deadline from `t`, counted.
+fn trickle_until_closed(s: &mut TcpStream, t: Instant, m: SocketAddr) {
     // One header line every 200 ms: each read makes progress, the whole head never completes.
     let mut closed_at = None;
     for i in 0..100 {
@@ -127,19 +152,28 @@ fn keepalive_get(s: &mut TcpStream) -> u16 {
 #[test]
 fn keepalive_requests_are_served_and_an_idle_connection_closed_after_the_timeout() {
     let es = Osmem::start();
-    let (text, _) = ini(&es, "esProxyKeepAliveTimeout=2");
+    let (text, m) = ini(&es, "esProxyKeepAliveTimeout=2");
     let p = Proxy::start(&text, "default");
     let mut s = connect(&p);
-    for _ in 0..3 {
+    // 1 s apart, 4 s in all: each request's idle deadline counts from the one before it, not
+    // from an earlier one (one timer per connection is moved lazily, src/connection/head.rs).
+    for _ in 0..5 {
         assert_eq!(keepalive_get(&mut s), 200);
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(1000));
     }
     let t = Instant::now();
     let (took, got) = until_closed(&mut s, t);
     assert!(got.is_empty());
     assert!(
-        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(10),
         "{took:?}"
+    );
+    assert!(
+        metric(
+            m,
+            "esproxy_connection_deadlines_total",
+            &[("deadline", "keepalive_idle")]
+        ) >= 1.0
     );
 }
 

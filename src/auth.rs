@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use ipnet::IpNet;
@@ -258,7 +258,7 @@ struct Verdict {
     generation: u64,
     client: IpAddr,
     header: Box<[u8]>,
-    sensor: String,
+    sensor: Arc<str>,
 }
 
 impl fmt::Debug for Memo {
@@ -271,21 +271,22 @@ impl fmt::Debug for Memo {
 /// [`authenticate_request`] with the connection's [`Memo`] (None: no connection context, e.g.
 /// a request the gate did not see): a repeat of the remembered single `Authorization` value,
 /// client IP and sensor generation is answered from it; anything else is checked in full and a
-/// success remembered.
+/// success remembered. The name is shared (`Arc`): a request answered from the memo allocates
+/// nothing for it.
 pub fn authenticate_request_memo(
     sensors: &Sensors,
     headers: &http::HeaderMap,
     client: IpAddr,
     cert_names: Option<&[String]>,
     memo: Option<&Memo>,
-) -> Result<String, Reject> {
+) -> Result<Arc<str>, Reject> {
     let Some(memo) = memo.filter(|_| cert_names.is_none()) else {
-        return authenticate_request(sensors, headers, client, cert_names);
+        return authenticate_request(sensors, headers, client, cert_names).map(Arc::from);
     };
     let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
     let (Some(one), None) = (values.next(), values.next()) else {
         *lock(memo) = None;
-        return authenticate_request(sensors, headers, client, cert_names);
+        return authenticate_request(sensors, headers, client, cert_names).map(Arc::from);
     };
     let header = one.as_bytes();
     let mut held = lock(memo);
@@ -300,6 +301,7 @@ pub fn authenticate_request_memo(
     }
     match authenticate(sensors, &[header], client) {
         Ok(sensor) => {
+            let sensor: Arc<str> = Arc::from(sensor);
             *held = Some(Verdict {
                 generation: sensors.generation,
                 client,
@@ -727,6 +729,7 @@ mod tests {
 
     fn memo_auth(s: &Sensors, memo: &Memo, header: &str, client: &str) -> Result<String, Reject> {
         authenticate_request_memo(s, &headers(&[header]), ip(client), None, Some(memo))
+            .map(|s| s.to_string())
     }
 
     #[test]

@@ -116,10 +116,39 @@ pub fn rewrite(
     if let Some(ip) = client {
         up.insert_header(
             http::header::HeaderName::from_static("x-forwarded-for"),
-            ip.to_string(),
+            address_value(ip),
         )?;
     }
     Ok(())
+}
+
+/// `ip` as a header value, as `Display` writes it. Hand-written for IPv4 (every request of a
+/// sensor writes one): `Display` goes through the formatting machinery, about 1,300
+/// instructions against under 100 here (issue #16).
+fn address_value(ip: IpAddr) -> http::HeaderValue {
+    let IpAddr::V4(v4) = ip else {
+        return http::HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| unreachable!("an IPv6 address is ASCII"));
+    };
+    let mut out = [0u8; 15];
+    let mut n = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        if octet >= 100 {
+            out[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            out[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        out[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    http::HeaderValue::from_bytes(&out[..n]).unwrap_or_else(|_| unreachable!("digits and dots"))
 }
 
 #[cfg(test)]
@@ -201,6 +230,25 @@ mod tests {
         n.sort();
         n.dedup();
         n
+    }
+
+    #[test]
+    fn address_value_writes_what_display_writes() {
+        let edges = [0u8, 1, 9, 10, 42, 99, 100, 199, 200, 255];
+        for a in edges {
+            for b in edges {
+                for c in edges {
+                    for d in [0u8, 7, 10, 100, 255] {
+                        let ip = IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d));
+                        assert_eq!(address_value(ip).to_str().unwrap(), ip.to_string());
+                    }
+                }
+            }
+        }
+        for v6 in ["::1", "2001:db8::7", "::ffff:192.0.2.1", "fe80::1:2:3:4"] {
+            let ip: IpAddr = v6.parse().unwrap();
+            assert_eq!(address_value(ip).to_str().unwrap(), ip.to_string());
+        }
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub struct Ctx {
     /// The client's address (`client_ip`), once resolved.
     pub(super) client: Option<IpAddr>,
     /// The sensor's name (`auth`), once authenticated.
-    pub(super) sensor: Option<String>,
+    pub(super) sensor: Option<Arc<str>>,
     /// The admitted route (`allowlist`).
     pub(super) route: Option<allowlist::Route>,
     /// The request carries a body (as its head declares).

@@ -1,12 +1,13 @@
 //! Property: the one-pass document scanner and the serde_json-based strict reader
 //! (`json::parse_strict`) agree on every input — accept/reject, and on what they see at the top
-//! level (type, key count, `_` keys, the `node` value). Also: the SIMD string search the scanner
-//! runs on (`simd::string_stop`) finds the same byte as the scalar loop from every offset.
+//! level (type, key count, `_` keys, the `node` value). Also: the SIMD searches the scanner
+//! runs on (`simd::string_stop`, `simd::int_masks`) give the scalar loops' answers from every
+//! offset.
 #![no_main]
 
 use esproxy::json::scan::{Kind, Scanner};
 use esproxy::json::parse_strict;
-use esproxy::simd::{string_stop, string_stop_scalar};
+use esproxy::simd::{int_masks, int_masks_scalar, string_stop, string_stop_scalar};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -18,6 +19,11 @@ fuzz_target!(|line: &[u8]| {
             string_stop(line, from),
             string_stop_scalar(line, from),
             "string search from {from}"
+        );
+        assert_eq!(
+            int_masks(line, from),
+            int_masks_scalar(line, from),
+            "integer masks from {from}"
         );
     }
     let mut scanner = Scanner::new();

@@ -168,11 +168,24 @@ impl Scanner {
         if line.len() >= MAX_SCAN_LEN {
             return Err(ScanError::TooLong);
         }
-        // One up-front check covers every string (and rejects stray high bytes elsewhere,
-        // which serde_json also refuses); std's validator is word-at-a-time on ASCII.
-        if std::str::from_utf8(line).is_err() {
-            return Err(ScanError::Utf8);
+        // UTF-8 is checked where non-ASCII bytes can be valid, inside strings (`skip_string`);
+        // anywhere else they are a syntax error. A refused line that is not UTF-8 at all is
+        // refused as such, as it was when the whole line was checked first.
+        match self.scan_utf8(line, max_depth, target) {
+            Err(e) if e != ScanError::Utf8 && std::str::from_utf8(line).is_err() => {
+                Err(ScanError::Utf8)
+            }
+            r => r,
         }
+    }
+
+    /// [`Scanner::scan`] once the line's length is known to fit: accepts only UTF-8 lines.
+    fn scan_utf8<'a>(
+        &mut self,
+        line: &'a [u8],
+        max_depth: usize,
+        target: Option<&[u8]>,
+    ) -> Result<Summary<'a>, ScanError> {
         self.frames.clear();
         self.hashes.clear();
         self.spans.clear();
@@ -267,6 +280,11 @@ impl Scanner {
                         note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
                     }
                 }
+                // Only after `int_run`, which stops just after a comma.
+                b' ' | b'\t' | b'\n' | b'\r' => {
+                    i = skip_ws(s, i);
+                    continue 'value;
+                }
                 _ => return Err(ScanError::Syntax("expected a value", i)),
             }
 
@@ -287,6 +305,11 @@ impl Scanner {
                     }
                     (Some(b','), false) => {
                         i = skip_ws(s, i + 1);
+                        // A list of integers goes many elements at a time (whitespace after
+                        // a comma it took is skipped at 'value).
+                        if s.get(i).is_some_and(u8::is_ascii_digit) {
+                            i = int_run(s, i);
+                        }
                         continue 'value;
                     }
                     (Some(b'}'), true) => {
@@ -320,14 +343,15 @@ impl Scanner {
         }
         let (end, escaped) = skip_string(s, i + 1)?;
         sum.escaped_key |= escaped;
-        let span = if escaped {
+        let (span, h) = if escaped {
             let start = self.side.len();
             decode_into(&s[i + 1..end], &mut self.side);
-            [start as u32, (self.side.len() - start) as u32 | SIDE_BIT]
+            let span = [start as u32, (self.side.len() - start) as u32 | SIDE_BIT];
+            (span, key_hash(self.key_bytes(s, span)))
         } else {
-            [(i + 1) as u32, (end - i - 1) as u32]
+            let span = [(i + 1) as u32, (end - i - 1) as u32];
+            (span, key_hash_in_line(s, i + 1, end))
         };
-        let h = key_hash(self.key_bytes(s, span));
         let Some(frame) = self.frames.last_mut() else {
             unreachable!("a key is only parsed inside an object");
         };
@@ -449,13 +473,6 @@ fn load8(s: &[u8], i: usize) -> u64 {
     u64::from_le_bytes(w)
 }
 
-/// Little-endian u32 from 4 bytes at `i` (one bounds check).
-#[inline(always)]
-fn load4(s: &[u8], i: usize) -> u64 {
-    let w: [u8; 4] = s[i..i + 4].try_into().expect("4 bytes");
-    u32::from_le_bytes(w) as u64
-}
-
 /// Skips a string body starting just after its opening quote. Returns the index of the closing
 /// quote and whether an escape was seen. Escapes are validated as serde_json does for strings it
 /// returns: known escapes only, `\u` with four hex digits, surrogates only as a lead+trail pair.
@@ -470,6 +487,18 @@ fn skip_string(s: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
             Some(b'\\') => {
                 escaped = true;
                 i = skip_escape(s, i + 1)?;
+            }
+            Some(&c) if c >= 0x80 => {
+                // A run of non-ASCII bytes is valid UTF-8 exactly when the line is valid
+                // there: no sequence continues across an ASCII byte.
+                let run = s[i..]
+                    .iter()
+                    .position(|&c| c < 0x80)
+                    .map_or(s.len(), |k| i + k);
+                if std::str::from_utf8(&s[i..run]).is_err() {
+                    return Err(ScanError::Utf8);
+                }
+                i = run;
             }
             Some(_) => return Err(ScanError::Syntax("control character in string", i)),
         }
@@ -615,6 +644,39 @@ fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
     Ok(i)
 }
 
+/// In an array, at the first digit of an element: skips every following element that is a
+/// plain integer (digits, no leading zero) with its comma, a 32-byte window at a time, and
+/// returns where the one-value-at-a-time path resumes (just after the last comma taken, or `i`).
+/// Capture's `packetPos` and `packetLen` are long lists of such numbers. Anything else — a sign,
+/// a fraction, whitespace, the list's last element, the last 32 bytes of the line, and every
+/// error — stops the run, so verdicts and error positions stay those of the general path.
+#[inline(always)]
+fn int_run(s: &[u8], mut i: usize) -> usize {
+    while let Some(m) = crate::simd::int_masks(s, i) {
+        // The window's prefix made of digits and commas, up to its last comma.
+        let plain = (!(m.digit | m.comma)).trailing_zeros();
+        let commas = m.comma & low_bits(plain);
+        if commas == 0 {
+            break;
+        }
+        let last = 31 - commas.leading_zeros();
+        // Each element of `0..=last` starts at 0 or just after a comma: it must start with a
+        // digit (no empty element) and not with a `0` followed by a digit.
+        let starts = (1 | commas << 1) & low_bits(last + 1);
+        if starts & !m.digit != 0 || starts & m.zero & (m.digit >> 1) != 0 {
+            break;
+        }
+        i += last as usize + 1;
+    }
+    i
+}
+
+/// The lowest `n` bits set (`n <= 32`).
+#[inline(always)]
+fn low_bits(n: u32) -> u32 {
+    ((1u64 << n) - 1) as u32
+}
+
 /// The index of the first byte at or after `i` that is not an ASCII digit (or `s.len()`).
 /// Eight bytes at a time: capture documents are full of 1–13 digit numbers, and a byte loop
 /// pays a mispredicted exit per number.
@@ -644,30 +706,59 @@ fn non_digit_mask(w: u64) -> u64 {
     (((x & (LO * 0x7f)) + LO * 0x76) | x) & HI
 }
 
-/// A fast 32-bit hash of a key: FxHash-style mixing of 8-byte words, with short tails read as
-/// overlapping loads (no copy into a buffer, which costs a call and a store-forwarding stall on
-/// the hottest path). Equal keys always hash equal; collisions only cost a byte compare.
+/// A fast 32-bit hash of a key: FxHash-style mixing of 8-byte words. Keys of up to 16 bytes
+/// (nearly all of capture's) are hashed as two zero-padded words. Equal keys always hash equal;
+/// collisions only cost a byte compare.
 #[inline(always)]
 fn key_hash(k: &[u8]) -> u32 {
     let n = k.len();
+    if n <= 16 {
+        let mut w = [0u8; 16];
+        w[..n].copy_from_slice(k);
+        return hash16(n, load8(&w, 0), load8(&w, 8));
+    }
     let mut h = mix(0, n as u64);
-    if n >= 8 {
-        let mut i = 0;
-        while i + 8 < n {
-            h = mix(h, load8(k, i));
-            i += 8;
-        }
-        // The last 8 bytes, overlapping the previous word when n is not a multiple of 8.
-        h = mix(h, load8(k, n - 8));
-    } else if n >= 4 {
-        h = mix(h, load4(k, 0) | (load4(k, n - 4) << 32));
-    } else if n > 0 {
-        h = mix(
-            h,
-            k[0] as u64 | (k[n / 2] as u64) << 8 | (k[n - 1] as u64) << 16,
+    let mut i = 0;
+    while i + 8 < n {
+        h = mix(h, load8(k, i));
+        i += 8;
+    }
+    // The last 8 bytes, overlapping the previous word when n is not a multiple of 8.
+    h = mix(h, load8(k, n - 8));
+    (h >> 32) as u32
+}
+
+/// [`key_hash`] of the unescaped key `s[start..end]`, read in place: a short key is read as
+/// two words with the bytes past its end masked off (no copy, no branch on its length) when the
+/// line has 16 bytes from its start.
+#[inline(always)]
+fn key_hash_in_line(s: &[u8], start: usize, end: usize) -> u32 {
+    let n = end - start;
+    if n <= 16 && start + 16 <= s.len() {
+        return hash16(
+            n,
+            load8(s, start) & KEEP[n.min(8)],
+            load8(s, start + 8) & KEEP[n.saturating_sub(8)],
         );
     }
-    (h >> 32) as u32
+    key_hash(&s[start..end])
+}
+
+/// `KEEP[k]`: the low `k` bytes of a word.
+const KEEP: [u64; 9] = {
+    let mut t = [u64::MAX; 9];
+    let mut k = 0;
+    while k < 8 {
+        t[k] = (1 << (8 * k)) - 1;
+        k += 1;
+    }
+    t
+};
+
+/// The hash of a key of `n <= 16` bytes given as two little-endian words, zero-padded.
+#[inline(always)]
+fn hash16(n: usize, lo: u64, hi: u64) -> u32 {
+    (mix(mix(mix(0, n as u64), lo), hi) >> 32) as u32
 }
 
 #[inline(always)]

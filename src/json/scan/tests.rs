@@ -355,6 +355,118 @@ fn digit_runs_end_at_the_first_non_digit_byte() {
 }
 
 #[test]
+fn integer_lists_agree_with_the_reference_wherever_a_bad_element_sits() {
+    // Lists long enough to cross several 32-byte windows; each bad element is tried at every
+    // index, so it lands at every lane of a window and on window edges.
+    let bad = [
+        "01", "00", "-1", "1.5", "1e3", "", " 2", "2 ", "+1", "0x1", "1-", "\"a\"", "[]", "9a",
+    ];
+    for len in [1, 2, 3, 7, 20, 41] {
+        for width in [1, 3, 5] {
+            let good: Vec<String> = (0..len)
+                .map(|k| ((k * 7919) % 10usize.pow(width)).to_string())
+                .collect();
+            let line = format!("[{}]", good.join(","));
+            assert!(ok(&line), "{line}");
+            for at in 0..len {
+                for b in bad {
+                    let mut elems = good.clone();
+                    elems[at] = b.to_string();
+                    let line = format!("[{}]", elems.join(","));
+                    agree(line.as_bytes());
+                    let wrapped = format!("{{\"a\":{line},\"b\":[0,{line}]}}");
+                    agree(wrapped.as_bytes());
+                }
+            }
+        }
+    }
+    assert!(ok(
+        "[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]"
+    ));
+    assert!(!ok(
+        "[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,]"
+    ));
+    assert!(!ok(
+        "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,,18,19,20,21,22,23,24]"
+    ));
+    assert!(ok(
+        "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17, 18,19,20,21,22,23,24]"
+    ));
+}
+
+#[test]
+fn non_ascii_is_checked_inside_strings_at_every_offset() {
+    let valid: [&[u8]; 4] = [
+        b"\xc3\xa9",
+        b"\xe2\x82\xac",
+        b"\xf0\x9f\x98\x80",
+        b"\xc3\xa9\xe2\x82\xac",
+    ];
+    let invalid: [&[u8]; 8] = [
+        b"\xff",
+        b"\xc3",
+        b"\xc3\x28",
+        b"\xa9",
+        b"\xed\xa0\x80",
+        b"\xc0\xaf",
+        b"\xf4\x90\x80\x80",
+        b"\xe2\x82",
+    ];
+    for pad in 0..40 {
+        for (piece, good) in valid
+            .iter()
+            .map(|p| (p, true))
+            .chain(invalid.iter().map(|p| (p, false)))
+        {
+            let mut line = b"{\"k\":\"".to_vec();
+            line.extend(std::iter::repeat_n(b'x', pad));
+            line.extend_from_slice(piece);
+            line.extend_from_slice(b"y\",\"n\":1}");
+            agree(&line);
+            let got = Scanner::new().scan(&line, 64, None);
+            assert_eq!(got.is_ok(), good, "{line:?}");
+            if !good {
+                assert_eq!(got, Err(ScanError::Utf8), "{line:?}");
+            }
+            // The same bytes outside a string: refused, as UTF-8 when they are not UTF-8.
+            let mut bare = b"[".to_vec();
+            bare.extend(std::iter::repeat_n(b' ', pad));
+            bare.extend_from_slice(piece);
+            bare.push(b']');
+            agree(&bare);
+            let got = Scanner::new().scan(&bare, 64, None);
+            assert!(got.is_err());
+            assert_eq!(got == Err(ScanError::Utf8), !good, "{bare:?}");
+        }
+    }
+}
+
+#[test]
+fn short_keys_hash_the_same_read_in_place_or_decoded() {
+    // In place (masked words) and from a copy (escaped keys, the end of a line) must agree,
+    // or an escaped duplicate of a short key would go unseen.
+    for n in 0..=20 {
+        let key: Vec<u8> = (0..n).map(|k| b'a' + (k % 26) as u8).collect();
+        let mut line = key.clone();
+        line.extend_from_slice(&[b'"'; 20]);
+        assert_eq!(key_hash_in_line(&line, 0, n), key_hash(&key), "length {n}");
+        let escaped = format!(
+            "{{\"{}\":1,\"\\u{:04x}{}\":2}}",
+            String::from_utf8_lossy(&key),
+            key.first().copied().unwrap_or(b'a'),
+            String::from_utf8_lossy(key.get(1..).unwrap_or_default()),
+        );
+        if n > 0 {
+            assert_eq!(
+                Scanner::new().scan(escaped.as_bytes(), 64, None),
+                Err(ScanError::DuplicateKey(escaped.find(",").unwrap() + 1)),
+                "{escaped}"
+            );
+        }
+    }
+}
+
+#[test]
 fn decode_handles_every_escape() {
     let mut out = Vec::new();
     decode_into(br#"a\"b\\c\/d\be\ff\ng\rh\ti\u00e9\uD83D\uDE00"#, &mut out);
@@ -432,6 +544,21 @@ proptest! {
     ) {
         let s = mutate(serde_json::to_vec(&v).unwrap(), edits);
         agree(&s);
+    }
+
+    #[test]
+    fn scanner_agrees_with_parse_strict_on_integer_lists(
+        elems in prop::collection::vec(prop_oneof![
+            8 => "[1-9][0-9]{0,6}", 2 => Just("0".to_string()), 1 => "0[0-9]{1,3}",
+            1 => "-[0-9]{1,3}", 1 => "[0-9]{1,3}[.e][0-9]", 1 => Just(String::new()),
+            1 => "[ \t\n]{1,2}[0-9]{1,2}", 1 => "[0-9]{1,2}[ \r]", 1 => Just("\"x\"".to_string()),
+            1 => "[0-9]{300,320}",
+        ], 0..60),
+        tail in "[]}, 0-9]{0,3}",
+    ) {
+        let line = format!("[{}{tail}", elems.join(","));
+        agree(line.as_bytes());
+        agree(format!("{line}]").as_bytes());
     }
 
     #[test]

@@ -249,15 +249,31 @@ pub fn classify(
         node: sensor,
         strict: policy.strict,
     };
-    let segs: Vec<&str> = match target.path.strip_prefix('/') {
-        Some("") => Vec::new(),
-        Some(rest) => rest.split('/').collect(),
-        None => Vec::new(), // unreachable: Target::parse checked the leading '/'
+    // Allowed routes have a handful of segments: split into a stack array, no allocation per
+    // request; a path longer than the array is split into a Vec (and matches no route).
+    let rest = match target.path.strip_prefix('/') {
+        Some("") | None => None, // None is unreachable: Target::parse checked the leading '/'
+        Some(rest) => Some(rest),
     };
+    let mut stack = [""; 8];
+    let mut n = 0;
+    let mut long = Vec::new();
+    for seg in rest.into_iter().flat_map(|r| r.split('/')) {
+        if n < stack.len() {
+            stack[n] = seg;
+            n += 1;
+        } else {
+            if long.is_empty() {
+                long.extend_from_slice(&stack);
+            }
+            long.push(seg);
+        }
+    }
+    let segs: &[&str] = if long.is_empty() { &stack[..n] } else { &long };
     let hit = match *method {
-        Method::GET => get_route(&scope, &target.path, &segs),
-        Method::POST => post_route(&scope, &target.path, &segs),
-        Method::DELETE => delete_route(&scope, &segs),
+        Method::GET => get_route(&scope, &target.path, segs),
+        Method::POST => post_route(&scope, &target.path, segs),
+        Method::DELETE => delete_route(&scope, segs),
         _ => None,
     };
     let Some(hit) = hit else {
@@ -371,6 +387,31 @@ mod tests {
         assert!(matches!(e, Reject::BadPath(_)), "{e:?}");
         let r = classify_raw(&policy, "toronto01", &Method::GET, b"/_cat/health").unwrap();
         assert_eq!(r.forward, "/_cat/health");
+    }
+
+    #[test]
+    fn paths_longer_than_the_stack_split_are_matched_on_every_segment() {
+        // Over 8 segments the split goes to a Vec: still no route matches a longer path, and
+        // lax mode's path-prefix route (tagger) still sees it whole.
+        let long = "/_cluster/health/a/b/c/d/e/f/g/h";
+        assert!(matches!(
+            refused(&strict(), Method::GET, long),
+            Reject::NotAllowed(_)
+        ));
+        let tagger = "/tagger/a/b/c/d/e/f/g/h/i";
+        assert_eq!(ok(&lax(), Method::GET, tagger).forward, tagger);
+        assert!(matches!(
+            refused(&strict(), Method::GET, tagger),
+            Reject::NotAllowed(_)
+        ));
+        // Exactly 8 and 9 segments, none allowed.
+        for n in [8, 9] {
+            let p: String = (0..n).map(|i| format!("/s{i}")).collect();
+            assert!(matches!(
+                refused(&strict(), Method::GET, &p),
+                Reject::NotAllowed(_)
+            ));
+        }
     }
 
     // ── the real capture trace and viewer traffic ──

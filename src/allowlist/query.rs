@@ -75,7 +75,8 @@ pub(super) fn strict_query(
 ) -> Result<String, Reject> {
     debug_assert!(params.len() <= 32);
     let mut seen: u32 = 0;
-    let mut out = String::new();
+    // What is forwarded is the query re-encoded: about as long as the one received.
+    let mut out = String::with_capacity(raw.map_or(0, str::len));
     for piece in raw.unwrap_or("").split('&') {
         if piece.is_empty() {
             if raw.is_some_and(|r| !r.is_empty()) {

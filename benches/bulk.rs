@@ -3,8 +3,10 @@
 //! sessions, ~225k JSON tokens per MB, `capture_dense_1MB` with long ones and `packetLen`,
 //! ~290k tokens per MB like real capture traffic) and the scanner's worst
 //! cases (long escaped strings, deep nesting, many tiny documents), each fed in 64 KiB chunks
-//! as Pingora hands them to `request_body_filter`. `inflate` is raw zlib-ng inflate of the same
-//! gzip bytes: the physical limit of any proxy that must look at gzip bodies.
+//! as Pingora hands them to `request_body_filter`. `inflate_zlib_ng` is raw zlib-ng inflate of
+//! the same gzip bytes (issue #16's baseline), `inflate_libdeflate` raw libdeflate inflate of the
+//! whole body, which `gzip_strict` (a gzip bulk with a Content-Length, as the proxy plans it)
+//! uses; `gzip_strict_streamed` is the streaming zlib-ng path of a chunked one.
 //!
 //! `stats_doc` times the check of a small stats body (what every sensor sends every 2 s) against
 //! the serde_json tree it replaced.
@@ -15,7 +17,9 @@
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use esproxy::allowlist::{check_body, JsonRule};
+use esproxy::body_plan;
 use esproxy::bulk::{BodyEncoding, BulkValidator};
+use esproxy::framing::Encoding;
 use esproxy::json;
 use esproxy::policy::Policy;
 use flate2::{Decompress, FlushDecompress, Status};
@@ -103,6 +107,9 @@ fn bench_capture_shape(c: &mut Criterion, group: &str, plain: Vec<u8>) {
         plain.len()
     );
     assert_eq!(validate(&strict, BodyEncoding::Gzip, &gz), plain.len());
+    let (v, _) = body_plan::bulk(&strict, NODE, Encoding::Gzip, Some(gz.len() as u64));
+    assert!(v.holds_whole(), "a capture gzip bulk is held whole");
+    assert_eq!(feed_chunks(v, &gz), plain.len());
     // Store and forward is lax mode's (strict sends session `index` lines as `create`, which
     // compressed bytes cannot carry).
     let stored = BulkValidator::new(&lax, NODE, BodyEncoding::Gzip).forward_original();
@@ -116,7 +123,17 @@ fn bench_capture_shape(c: &mut Criterion, group: &str, plain: Vec<u8>) {
     g.bench_function("plain_lax", |b| {
         b.iter(|| validate(&lax, BodyEncoding::Identity, black_box(&plain)))
     });
+    // What the proxy does for a capture gzip bulk with a Content-Length (held whole and
+    // inflated by libdeflate when the budget has room, which it always has here), and for one
+    // without (chunked: streamed through zlib-ng).
+    let with_length = Some(gz.len() as u64);
     g.bench_function("gzip_strict", |b| {
+        b.iter(|| {
+            let (v, _) = body_plan::bulk(&strict, NODE, Encoding::Gzip, with_length);
+            feed_chunks(v, black_box(&gz))
+        })
+    });
+    g.bench_function("gzip_strict_streamed", |b| {
         b.iter(|| validate(&strict, BodyEncoding::Gzip, black_box(&gz)))
     });
     // What the proxy does in lax mode for a gzip bulk with a Content-Length: check, then
@@ -130,6 +147,14 @@ fn bench_capture_shape(c: &mut Criterion, group: &str, plain: Vec<u8>) {
     let mut buf = Vec::with_capacity(CHUNK * 4);
     g.bench_function("inflate_zlib_ng", |b| {
         b.iter(|| inflate(black_box(&gz), &mut buf))
+    });
+    // libdeflate on the whole body, into a buffer of the inflated size: what `gzip_strict`
+    // inflates with.
+    let mut d = libdeflater::Decompressor::new();
+    let mut whole = vec![0u8; plain.len()];
+    assert_eq!(d.gzip_decompress(&gz, &mut whole).ok(), Some(plain.len()));
+    g.bench_function("inflate_libdeflate", |b| {
+        b.iter(|| d.gzip_decompress(black_box(&gz), &mut whole).ok())
     });
     g.bench_function("memchr_newlines", |b| {
         b.iter(|| memchr::memchr_iter(b'\n', black_box(&plain)).count())

@@ -2,8 +2,10 @@
 //! declared framing before a byte of it is read (SPEC §5): refused, streamed as is, streamed
 //! through the bulk validator (inflated, or held and forwarded as received for a small gzip
 //! bulk in lax mode), or buffered whole within `esProxyMaxSmallBody`, inflated if gzip, and
-//! checked by the allowlist's body rules ([`SmallBody`]). No I/O: `body_read` reads a small
-//! body, the proxy writes.
+//! checked by the allowlist's body rules ([`SmallBody`]). A gzip bulk that goes upstream
+//! inflated, with a Content-Length up to [`GZIP_WHOLE_INFLATE_MAX`], is held whole within
+//! `esProxyInflateBudget` and inflated at its end. No I/O: `body_read` reads a small body, the
+//! proxy writes.
 //!
 //! Strict mode may send a bulk's session `index` lines as `create` (`bulk::create`), so a strict
 //! bulk always goes upstream re-framed, and a strict gzip bulk inflated: compressed bytes cannot
@@ -11,7 +13,7 @@
 //! have the figures).
 
 use crate::allowlist::{self, BodyRule, JsonRule, Route};
-use crate::bulk::gzip::Inflater;
+use crate::bulk::gzip::{Grant, Inflater};
 use crate::bulk::{BodyEncoding, BulkValidator};
 use crate::framing::{BodyHead, Encoding};
 use crate::policy::{Limits, Policy};
@@ -22,6 +24,12 @@ use crate::upstream_head::BodyChange;
 /// whole (compressed) and forwarded unchanged once every inflated line checked out: such a
 /// request holds at most this on top of what any bulk holds (one unfinished line).
 pub const GZIP_STORE_AND_FORWARD_MAX: u64 = 4 * 1024 * 1024;
+
+/// Gzip bulks inflated on their way upstream (strict ones, lax ones too large to store and
+/// forward) are held whole up to this Content-Length and inflated at their end by libdeflate
+/// (`bulk::gzip::inflate_whole`), when `esProxyInflateBudget` has room for them; others stream
+/// through zlib-ng. Capture's bulks are a few hundred KB compressed.
+pub const GZIP_WHOLE_INFLATE_MAX: u64 = 4 * 1024 * 1024;
 
 /// The plan for one request's body.
 pub enum Plan {
@@ -54,33 +62,9 @@ pub fn plan(policy: &Policy, sensor: &str, route: &Route, head: &BodyHead) -> Re
                     limits.max_body
                 )));
             }
-            let gzip = head.encoding == Encoding::Gzip;
-            let enc = if gzip {
-                BodyEncoding::Gzip
-            } else {
-                BodyEncoding::Identity
-            };
-            let validator = BulkValidator::new(policy, sensor, enc);
-            // Lax: a gzip bulk of known, modest size (capture's are a few hundred KB) goes
-            // upstream as it came, once all of it checked out: a sixth of the bytes to forward.
-            // Others stream their validated lines inflated; strict ones always do, since their
-            // lines may change (module docs).
-            let hold_max = GZIP_STORE_AND_FORWARD_MAX.min(limits.max_line as u64 / 2);
-            let store_and_forward =
-                !policy.strict && gzip && head.length.is_some_and(|n| n <= hold_max);
-            let change = if gzip && !store_and_forward {
-                BodyChange::Inflated
-            } else if policy.strict {
-                BodyChange::Lines
-            } else {
-                BodyChange::None
-            };
+            let (validator, change) = bulk(policy, sensor, head.encoding, head.length);
             Ok(Plan::Bulk {
-                validator: Box::new(if store_and_forward {
-                    validator.forward_original()
-                } else {
-                    validator
-                }),
+                validator: Box::new(validator),
                 change,
             })
         }
@@ -98,6 +82,50 @@ pub fn plan(policy: &Policy, sensor: &str, route: &Route, head: &BodyHead) -> Re
             }))
         }
     }
+}
+
+/// The validator of a `_bulk` whose head declares `encoding` and `length` (Content-Length), and
+/// how what goes upstream differs from what the sensor sent.
+pub fn bulk(
+    policy: &Policy,
+    sensor: &str,
+    encoding: Encoding,
+    length: Option<u64>,
+) -> (BulkValidator, BodyChange) {
+    let limits = &policy.limits;
+    let gzip = encoding == Encoding::Gzip;
+    let enc = if gzip {
+        BodyEncoding::Gzip
+    } else {
+        BodyEncoding::Identity
+    };
+    let validator = BulkValidator::new(policy, sensor, enc);
+    // Lax: a gzip bulk of known, modest size (capture's are a few hundred KB) goes upstream as
+    // it came, once all of it checked out: a sixth of the bytes to forward. Others stream their
+    // validated lines inflated; strict ones always do, since their lines may change (module
+    // docs).
+    let hold_max = GZIP_STORE_AND_FORWARD_MAX.min(limits.max_line as u64 / 2);
+    let store_and_forward = !policy.strict && gzip && length.is_some_and(|n| n <= hold_max);
+    let change = if gzip && !store_and_forward {
+        BodyChange::Inflated
+    } else if policy.strict {
+        BodyChange::Lines
+    } else {
+        BodyChange::None
+    };
+    let validator = if store_and_forward {
+        validator.forward_original()
+    } else if let Some(grant) = length
+        .filter(|&n| gzip && n <= GZIP_WHOLE_INFLATE_MAX)
+        .and_then(|n| Grant::process(limits.inflate_budget, n as usize))
+    {
+        // Inflated anyway and of known, bounded size: held whole and inflated at the end by
+        // libdeflate, ~1.35x faster than zlib-ng; without room in the budget it streams.
+        validator.inflate_whole(grant)
+    } else {
+        validator
+    };
+    (validator, change)
 }
 
 /// A small inspected body being buffered: bounded by `esProxyMaxSmallBody` as it arrives, then
@@ -269,6 +297,60 @@ mod tests {
             assert_eq!(change(&p, length, Encoding::Gzip), BodyChange::Inflated);
             assert_eq!(change(&p, length, Encoding::Identity), BodyChange::Lines);
         }
+    }
+
+    fn holds_whole(p: &Policy, length: Option<u64>, encoding: Encoding) -> bool {
+        match plan(p, "n", &route(BodyRule::Bulk), &head(length, encoding)) {
+            Ok(Plan::Bulk { validator, .. }) => validator.holds_whole(),
+            _ => panic!("not a bulk plan"),
+        }
+    }
+
+    #[test]
+    fn inflated_gzip_bulks_of_known_bounded_size_are_held_whole_within_the_budget() {
+        let p = Policy::default();
+        assert!(holds_whole(&p, Some(1000), Encoding::Gzip));
+        assert!(holds_whole(
+            &p,
+            Some(GZIP_WHOLE_INFLATE_MAX),
+            Encoding::Gzip
+        ));
+        assert!(!holds_whole(
+            &p,
+            Some(GZIP_WHOLE_INFLATE_MAX + 1),
+            Encoding::Gzip
+        ));
+        // Chunked: the size is unknown; plain bodies are never inflated.
+        assert!(!holds_whole(&p, None, Encoding::Gzip));
+        assert!(!holds_whole(&p, Some(1000), Encoding::Identity));
+        // No room in the budget (0 turns it off): streamed as before.
+        let off = Policy {
+            limits: Limits {
+                inflate_budget: 0,
+                ..Limits::default()
+            },
+            ..Policy::default()
+        };
+        assert!(!holds_whole(&off, Some(1000), Encoding::Gzip));
+        assert_eq!(
+            change(&off, Some(1000), Encoding::Gzip),
+            BodyChange::Inflated
+        );
+        // Lax bulks stored and forwarded keep zlib-ng's verdict on what goes upstream.
+        let lax = Policy {
+            strict: false,
+            ..Policy::default()
+        };
+        assert!(!holds_whole(&lax, Some(1000), Encoding::Gzip));
+        let lax_small_line = Policy {
+            limits: Limits {
+                max_line: 1 << 20,
+                ..Limits::default()
+            },
+            ..lax
+        };
+        // Beyond store and forward (half of esProxyMaxLine here): inflated, held whole.
+        assert!(holds_whole(&lax_small_line, Some(1 << 20), Encoding::Gzip));
     }
 
     #[test]

@@ -42,6 +42,7 @@ struct Metrics {
     upstream_sent_bytes: IntCounter,
     bulk_requests: IntCounterVec,
     bulk_docs: IntCounterVec,
+    bulk_gzip: IntCounterVec,
     upstream_latency: HistogramVec,
     upstream_errors: IntCounterVec,
     timeout_resends: IntCounterVec,
@@ -142,6 +143,13 @@ impl Metrics {
                 "Bulk documents: accepted = forwarded in a bulk that passed; rejected = every \
                  document of a bulk that was cut (the bad one included)",
                 &["sensor", "result"],
+            ),
+            bulk_gzip: counter_vec(
+                &r,
+                "esproxy_bulk_gzip_total",
+                "Gzip bulks by inflater: whole = held and inflated by libdeflate, fallback = held \
+                 then streamed through zlib-ng, streamed = zlib-ng as it arrived",
+                &["path"],
             ),
             upstream_latency: register(
                 &r,
@@ -431,6 +439,7 @@ pub fn denial(sensor: Option<&str>, reason: &'static str) {
 /// Records a `_bulk` body that was validated to its end.
 pub fn bulk_accepted(sensor: Option<&str>, stats: &BulkStats) {
     let s = sensor_label(sensor);
+    bulk_gzip(stats);
     METRICS
         .bulk_requests
         .with_label_values(&[s, "accepted"])
@@ -441,9 +450,17 @@ pub fn bulk_accepted(sensor: Option<&str>, stats: &BulkStats) {
         .inc_by(stats.docs);
 }
 
+/// Counts which inflater a gzip bulk read to its end went through.
+fn bulk_gzip(stats: &BulkStats) {
+    if let Some(path) = stats.inflate.label() {
+        METRICS.bulk_gzip.with_label_values(&[path]).inc();
+    }
+}
+
 /// Records a `_bulk` body cut at a bad line: its documents so far and the bad one are rejected.
 pub fn bulk_rejected(sensor: Option<&str>, stats: &BulkStats) {
     let s = sensor_label(sensor);
+    bulk_gzip(stats);
     METRICS
         .bulk_requests
         .with_label_values(&[s, "rejected"])

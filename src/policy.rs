@@ -61,6 +61,9 @@ pub struct Limits {
     pub max_small_body: usize,
     /// Largest request head (request line and headers), bytes.
     pub max_header_bytes: usize,
+    /// Process-wide bytes that gzip bulks held for whole-body inflate may take (compressed
+    /// body and inflated output); 0 turns whole-body inflate off.
+    pub inflate_budget: usize,
 }
 
 impl Default for Limits {
@@ -73,6 +76,7 @@ impl Default for Limits {
             max_depth: 64,
             max_small_body: 64 * 1024,
             max_header_bytes: 16 * 1024,
+            inflate_budget: 32 * 1024 * 1024,
         }
     }
 }

@@ -61,6 +61,35 @@ pub struct BulkStats {
     pub bytes_in: u64,
     /// Bytes released upstream (inflated for gzip).
     pub bytes_out: u64,
+    /// Which inflater a gzip body went through.
+    pub inflate: InflatePath,
+}
+
+/// Which inflater a gzip body went through (`gzip.rs`), for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InflatePath {
+    /// Not gzip.
+    #[default]
+    None,
+    /// Streamed through zlib-ng as it arrived (no Content-Length, too large, no room).
+    Streamed,
+    /// Held whole and inflated by libdeflate (or refused before its end).
+    Whole,
+    /// Held whole, then streamed through zlib-ng at its end (libdeflate could not vouch for
+    /// its answer, or no room for the output).
+    Fallback,
+}
+
+impl InflatePath {
+    /// The metric label, if gzip.
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            InflatePath::None => None,
+            InflatePath::Streamed => Some("streamed"),
+            InflatePath::Whole => Some("whole"),
+            InflatePath::Fallback => Some("fallback"),
+        }
+    }
 }
 
 /// Whole-body convenience (tests, fuzzing, benches): feeds `body` as one chunk with `eos`.

@@ -107,6 +107,25 @@ fn feed_all(mut v: BulkValidator, chunks: &[&[u8]]) -> (Result<(), Reject>, Vec<
     (Ok(()), out)
 }
 
+/// A budget counter of the test's own (parallel tests share the process-wide one).
+fn budget() -> &'static std::sync::atomic::AtomicUsize {
+    Box::leak(Box::new(std::sync::atomic::AtomicUsize::new(0)))
+}
+
+/// A gzip validator held for whole-body inflate (`len`: the compressed size it holds), within
+/// a budget of `cap` bytes counted in `used`.
+fn whole_validator(
+    p: &Policy,
+    used: &'static std::sync::atomic::AtomicUsize,
+    cap: usize,
+    len: usize,
+) -> BulkValidator {
+    let grant = super::gzip::Grant::take(used, cap, len).expect("room for the body");
+    let v = BulkValidator::new(p, SENSOR, BodyEncoding::Gzip).inflate_whole(grant);
+    assert!(v.holds_whole());
+    v
+}
+
 fn split_at<'a>(body: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
     cuts.sort_unstable();
@@ -573,6 +592,7 @@ fn stats_count_lines_actions_docs_and_bytes() {
             docs: 1,
             bytes_in: gzipped.len() as u64,
             bytes_out: out.len() as u64,
+            inflate: InflatePath::Streamed,
         }
     );
     assert_eq!(out.len(), body.len());
@@ -932,5 +952,112 @@ proptest! {
         // Nothing of the long line (nor an action waiting for it) went upstream.
         prop_assert!(out.len() <= before.concat().len());
         prop_assert!(sent(&p, body.as_bytes()).starts_with(&out));
+    }
+}
+
+// ---- whole-body inflate (libdeflate) against streaming (zlib-ng) ----
+
+#[test]
+fn whole_body_inflate_releases_nothing_before_the_end_then_the_streamed_bytes() {
+    let body = pair(SENSOR).repeat(200);
+    let g = gz(body.as_bytes());
+    let used = budget();
+    let mut v = whole_validator(&strict(), used, 1 << 30, g.len());
+    let (a, b) = g.split_at(g.len() / 2);
+    assert!(v.feed(Bytes::copy_from_slice(a), false).unwrap().is_empty());
+    let out = v.feed(Bytes::copy_from_slice(b), true).unwrap();
+    assert_eq!(out, strict_sent(&body));
+    assert_eq!(
+        out,
+        validate_all(&strict(), SENSOR, BodyEncoding::Gzip, &g).unwrap()
+    );
+    // The compressed body and the inflated output are counted until the bytes are dropped.
+    assert_eq!(
+        used.load(std::sync::atomic::Ordering::Acquire),
+        g.len() + body.len()
+    );
+    drop(v);
+    assert_eq!(
+        used.load(std::sync::atomic::Ordering::Acquire),
+        g.len() + body.len()
+    );
+    drop(out);
+    assert_eq!(used.load(std::sync::atomic::Ordering::Acquire), 0);
+}
+
+#[test]
+fn whole_body_inflate_without_room_for_the_output_streams_the_held_chunks() {
+    let body = pair(SENSOR).repeat(50);
+    let g = gz(body.as_bytes());
+    let used = budget();
+    // Room for the compressed body only: the held chunks go through zlib-ng.
+    let v = whole_validator(&strict(), used, g.len(), g.len());
+    let (r, out) = feed_all(v, &split_at(&g, &[100, 200]));
+    r.unwrap();
+    assert_eq!(out, strict_sent(&body));
+    assert_eq!(used.load(std::sync::atomic::Ordering::Acquire), 0);
+}
+
+#[test]
+fn whole_body_inflate_refuses_what_streaming_refuses_with_the_same_words() {
+    let good = pair(SENSOR).repeat(20);
+    let bad_doc = format!(
+        "{}{ACTION}\n{{\"node\":\"other01\"}}\n",
+        pair(SENSOR).repeat(3)
+    );
+    let g = gz(good.as_bytes());
+    let mut trailing = g.clone();
+    trailing.extend_from_slice(&g[g.len() - 8..]);
+    let mut second = g.clone();
+    second.extend(gz(pair(SENSOR).as_bytes()));
+    let mut crc = g.clone();
+    let n = crc.len();
+    crc[n - 7] ^= 4;
+    let cases = [
+        gz(bad_doc.as_bytes()),
+        trailing,
+        second,
+        crc,
+        g[..g.len() - 3].to_vec(),
+    ];
+    for (i, body) in cases.iter().enumerate() {
+        for p in [strict(), lax()] {
+            let streamed = validate_all(&p, SENSOR, BodyEncoding::Gzip, body);
+            let v = whole_validator(&p, budget(), 1 << 30, body.len());
+            let (r, _) = feed_all(v, &[body]);
+            // Every case is refused in strict mode; lax accepts another node's document.
+            assert!(streamed.is_err() || (i == 0 && !p.strict), "case {i}");
+            assert_eq!(r.err(), streamed.err(), "case {i}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn whole_body_inflate_gives_the_streamed_verdict_and_bytes(
+        p in policies(),
+        body in body_strategy(),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+        damage in damages(),
+        small in any::<bool>(),
+        room in any::<bool>(),
+    ) {
+        let p = if small { small_limits(p) } else { p };
+        let g = damaged_gz(&body, damage);
+        let (streamed, streamed_out) = run(&p, BodyEncoding::Gzip, &split_at(&g, &cuts));
+        let used = budget();
+        let cap = if room { 1 << 30 } else { g.len() };
+        let v = whole_validator(&p, used, cap, g.len());
+        let (r, out) = feed_all(v, &split_at(&g, &cuts));
+        prop_assert_eq!(&r, &streamed);
+        if r.is_ok() {
+            prop_assert_eq!(&out, &streamed_out);
+        } else {
+            // Held whole: a refused body releases nothing.
+            prop_assert!(out.is_empty());
+        }
+        prop_assert_eq!(used.load(std::sync::atomic::Ordering::Acquire), 0);
     }
 }

@@ -4,13 +4,18 @@
 //! line checks themselves live in `action.rs` and `doc.rs`, the byte bookkeeping in `framer.rs`,
 //! the bytes of a line sent as `create` in `create.rs` (this file puts them in place when the
 //! unit is released: over the line itself when the length is the same, capture's case).
+//!
+//! A gzip body of known, bounded size may be held whole and inflated at its end by
+//! [`gzip::inflate_whole`] ([`BulkValidator::inflate_whole`]): the same checks on the same lines
+//! in the same order, so the same verdict, and when that inflater cannot vouch for its answer,
+//! the held chunks go through the streaming path exactly as they were received.
 
 use super::action::{self, IndexNames, Op, Target};
 use super::create;
 use super::doc::{self, DocRule};
 use super::framer::Framer;
-use super::gzip::Inflater;
-use super::{BodyEncoding, BulkStats};
+use super::gzip::{self, Grant, Inflater, Whole};
+use super::{BodyEncoding, BulkStats, InflatePath};
 use crate::json::scan::Scanner;
 use crate::policy::{Limits, Policy};
 use crate::reject::Reject;
@@ -69,6 +74,29 @@ pub struct BulkValidator {
     /// Store and forward (gzip bodies of known, bounded size): the compressed chunks as
     /// received, released whole, unchanged, only once every inflated line checked out.
     original: Option<Vec<Bytes>>,
+    /// Whole-body inflate (gzip bodies of known, bounded size): the compressed chunks as
+    /// received and the budget they take, inflated at the end of the stream.
+    whole: Option<HeldWhole>,
+}
+
+/// A gzip body held for [`gzip::inflate_whole`].
+#[derive(Debug)]
+struct HeldWhole {
+    chunks: Vec<Bytes>,
+    grant: Grant,
+}
+
+/// Inflated bytes released upstream together with the budget their buffer takes: the grant is
+/// given back when the last copy of the bytes (the upstream write, a replay hold) is dropped.
+struct Budgeted {
+    bytes: Bytes,
+    _grants: (Grant, Grant),
+}
+
+impl AsRef<[u8]> for Budgeted {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 impl BulkValidator {
@@ -85,7 +113,13 @@ impl BulkValidator {
                 action_line: 0,
                 framer: Framer::new(),
                 scanner: Scanner::new(),
-                stats: BulkStats::default(),
+                stats: BulkStats {
+                    inflate: match encoding {
+                        BodyEncoding::Identity => InflatePath::None,
+                        BodyEncoding::Gzip => InflatePath::Streamed,
+                    },
+                    ..BulkStats::default()
+                },
                 rewrites: Vec::new(),
             },
             work: Vec::new(),
@@ -96,7 +130,30 @@ impl BulkValidator {
             failed: None,
             finished: false,
             original: None,
+            whole: None,
         }
+    }
+
+    /// Whole-body inflate for a gzip body whose compressed size `grant` covers (the caller
+    /// knows the size from Content-Length and bounds it): nothing is released before the end
+    /// of the stream, then the whole body is inflated at once ([`gzip::inflate_whole`]),
+    /// checked, and released inflated. No effect on an identity body or with
+    /// [`BulkValidator::forward_original`] (which forwards the compressed bytes: those keep
+    /// zlib-ng's verdict on the encoding).
+    pub fn inflate_whole(mut self, grant: Grant) -> BulkValidator {
+        if self.gzip.is_some() && self.original.is_none() {
+            self.whole = Some(HeldWhole {
+                chunks: Vec::new(),
+                grant,
+            });
+            self.lines.stats.inflate = InflatePath::Whole;
+        }
+        self
+    }
+
+    /// Whether the body is held for whole-body inflate.
+    pub fn holds_whole(&self) -> bool {
+        self.whole.is_some()
     }
 
     /// Store and forward for a gzip body: the body is still inflated and every line checked as
@@ -156,6 +213,7 @@ impl BulkValidator {
         if self.original.is_some() {
             self.original = Some(Vec::new());
         }
+        self.whole = None;
         e
     }
 
@@ -167,6 +225,61 @@ impl BulkValidator {
                 self.lines.limits.max_body
             )));
         }
+        if let Some(held) = self.whole.as_mut() {
+            if !chunk.is_empty() {
+                held.chunks.push(chunk);
+            }
+            if !eos {
+                return Ok(Bytes::new());
+            }
+            return match self.whole.take() {
+                Some(held) => self.finish_whole(held),
+                None => Ok(Bytes::new()),
+            };
+        }
+        self.feed_stream(chunk, eos)
+    }
+
+    /// The end of a body held for whole-body inflate: inflated at once and checked, or, when
+    /// [`gzip::inflate_whole`] cannot vouch for its answer, fed chunk by chunk to the streaming
+    /// path as received (same verdict, same words), all released now.
+    fn finish_whole(&mut self, held: HeldWhole) -> Result<Bytes, Reject> {
+        let HeldWhole { chunks, grant } = held;
+        let body = concat(chunks.clone());
+        match gzip::inflate_whole(&body, &self.lines.limits, &grant) {
+            Whole::Inflated(buf, out_grant) => {
+                drop(body);
+                self.lines.process(&buf)?;
+                self.lines.finish(&buf)?;
+                let n = self.lines.framer.releasable(false);
+                debug_assert_eq!(n, buf.len(), "every line of a finished body is released");
+                self.lines.framer.consume(n);
+                let mut head = Bytes::from(buf);
+                head.truncate(n);
+                let bytes = self.lines.rewritten(head);
+                Ok(Bytes::from_owner(Budgeted {
+                    bytes,
+                    _grants: (grant, out_grant),
+                }))
+            }
+            Whole::Fallback(_) => {
+                drop(body);
+                self.lines.stats.inflate = InflatePath::Fallback;
+                let last = chunks.len().saturating_sub(1);
+                let mut out = Vec::with_capacity(chunks.len().max(1));
+                if chunks.is_empty() {
+                    out.push(self.feed_stream(Bytes::new(), true)?);
+                }
+                for (i, c) in chunks.into_iter().enumerate() {
+                    out.push(self.feed_stream(c, i == last)?);
+                }
+                Ok(concat(out))
+            }
+        }
+    }
+
+    /// One received chunk through the streaming path (inflated if gzip, lines checked).
+    fn feed_stream(&mut self, chunk: Bytes, eos: bool) -> Result<Bytes, Reject> {
         match &mut self.gzip {
             None if self.work.is_empty() => return self.feed_zero_copy(chunk, eos),
             None => self.work.extend_from_slice(&chunk),

@@ -19,6 +19,7 @@ const MAX_DEPTH: (u64, u64) = (2, 512);
 // Pingora replays a buffered body from its retry buffer, which holds at most 64 KiB.
 const MAX_SMALL_BODY: (u64, u64) = (1 << 10, 64 << 10);
 const MAX_HEADER: (u64, u64) = (1 << 10, 1 << 20);
+const INFLATE_BUDGET: (u64, u64) = (0, 16 << 30);
 const CONN_TIMEOUT: (u64, u64) = (1, 3600);
 const MAX_CONNECTIONS: (u64, u64) = (1, 10_000_000);
 
@@ -46,6 +47,8 @@ impl Builder<'_> {
                 .map_or(d.max_small_body, |v| v as usize),
             max_header_bytes: size("esProxyMaxHeaderSize", MAX_HEADER)?
                 .map_or(d.max_header_bytes, |v| v as usize),
+            inflate_budget: size("esProxyInflateBudget", INFLATE_BUDGET)?
+                .map_or(d.inflate_budget, |v| v as usize),
         };
         Ok(Policy {
             prefix: Prefix::new(prefix.as_deref()),
@@ -148,6 +151,17 @@ mod tests {
         assert_eq!(c.upstream.health.timeout, Duration::from_secs(3));
         assert_eq!(c.upstream.health.path, "/_cluster/health");
         assert_eq!(c.listen.bind_addr(), "192.0.2.5:7200");
+    }
+
+    #[test]
+    fn inflate_budget_is_read_zero_turns_it_off_and_bad_values_are_errors() {
+        assert_eq!(ok(ES).0.policy.limits.inflate_budget, 32 << 20);
+        let (c, _) = ok(&format!("{ES}esProxyInflateBudget=128M\n"));
+        assert_eq!(c.policy.limits.inflate_budget, 128 << 20);
+        let (c, _) = ok(&format!("{ES}esProxyInflateBudget=0\n"));
+        assert_eq!(c.policy.limits.inflate_budget, 0);
+        assert!(err(&format!("{ES}esProxyInflateBudget=lots\n")).contains("not a size"));
+        assert!(err(&format!("{ES}esProxyInflateBudget=32G\n")).contains("too large"));
     }
 
     #[test]

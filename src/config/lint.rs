@@ -50,6 +50,7 @@ pub const NODE_KEYS: &[&str] = with_sigv4_keys!([
     "esProxyMaxDepth",
     "esProxyMaxSmallBody",
     "esProxyMaxHeaderSize",
+    "esProxyInflateBudget",
     "esProxyThreads",
     "esProxyProxyProtocol",
     "esProxyClientCA",

@@ -39,6 +39,7 @@
 //! | `esProxyMaxDepth` | deepest JSON nesting | 64 |
 //! | `esProxyMaxSmallBody` | largest non-bulk body buffered for inspection (at most 64K) | 64K |
 //! | `esProxyMaxHeaderSize` | largest request head (request line + headers) | 16K |
+//! | `esProxyInflateBudget` | bytes all gzip bulks held for whole-body inflate may take together (0: off) | 32M |
 //! | `esProxyThreads` | worker threads | available cores |
 //! | `esProxyProxyProtocol` | expect a PROXY protocol (v1/v2) header on each connection | `false` |
 //! | `esProxyClientCA` | PEM CA bundle: sensors may authenticate with a client certificate (needs certFile) | off |

@@ -155,6 +155,85 @@ fn chunked_gzip_bulk_streams_its_validated_lines_inflated() {
     assert_eq!(es.ids(INDEX).len(), 300);
 }
 
+/// Gzip bulks with a Content-Length are held whole and inflated by libdeflate while
+/// `esProxyInflateBudget` has room (64K here), streamed through zlib-ng at their end when it has
+/// room for the compressed body only, and streamed as they arrive without a Content-Length or
+/// room: every valid one lands whole, and a body with bytes after its gzip member is refused
+/// on every path (`esproxy_bulk_gzip_total` says which path each took).
+#[test]
+fn gzip_bulks_land_the_same_held_whole_or_streamed_within_the_inflate_budget() {
+    let es = Osmem::start();
+    let m = crate::harness::free_port();
+    let p = Proxy::start(
+        &fleet_ini(
+            &es.url(),
+            &format!("esProxyMetricsPort={m}\nesProxyInflateBudget=64K"),
+        ),
+        "default",
+    );
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{m}").parse().unwrap();
+    let path = |name: &str| {
+        crate::ops::sample(
+            &crate::ops::scrape(metrics),
+            "esproxy_bulk_gzip_total",
+            &[("path", name)],
+        )
+    };
+    let auth = crate::harness::basic("toronto01:secret1");
+    let send = |gz: &[u8]| p.gzip_bulk(&auth, gz);
+
+    // Small: body and output fit the budget.
+    let small = gzip(bulk("toronto01", 0, 20).as_bytes());
+    let r = send(&small);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(path("whole"), 1.0);
+    // Inflates past the budget: held, then streamed through zlib-ng.
+    let large_body = bulk("toronto01", 100, 400);
+    assert!(large_body.len() > 64 << 10);
+    let large = gzip(large_body.as_bytes());
+    assert!(large.len() < 64 << 10, "compressed {} bytes", large.len());
+    let r = send(&large);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(path("fallback"), 1.0);
+    // Chunked: streamed as it arrives.
+    let chunked = gzip(bulk("toronto01", 500, 600).as_bytes());
+    let mut raw = format!(
+        "POST /_bulk HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+         Content-Type: application/x-ndjson\r\nContent-Encoding: gzip\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes();
+    for piece in chunked.chunks(3000) {
+        raw.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        raw.extend_from_slice(piece);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    let r = p.raw(&raw);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(path("streamed"), 1.0);
+    assert_eq!(es.ids(INDEX).len(), 20 + 300 + 100);
+
+    // The gzip trailer repeated after the member: libdeflate alone would take it (it stops at
+    // the member's end); refused as before, nothing of it lands.
+    let mut trailing = gzip(bulk("toronto01", 700, 710).as_bytes());
+    let n = trailing.len();
+    trailing.extend_from_within(n - 8..);
+    let r = send(&trailing);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(path("fallback"), 2.0);
+    // A second member: refused too.
+    let mut second = gzip(bulk("toronto01", 800, 810).as_bytes());
+    second.extend(gzip(bulk("toronto01", 810, 820).as_bytes()));
+    let r = send(&second);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        es.ids(INDEX).len(),
+        420,
+        "nothing of a refused held bulk lands"
+    );
+}
+
 #[test]
 fn corrupt_gzip_is_refused_and_nothing_lands() {
     let es = Osmem::start();

@@ -62,6 +62,17 @@ impl Grant {
         Grant::take(self.used, self.cap, n)
     }
 
+    /// `n` more bytes of the same budget, counted even past its cap: memory already in use
+    /// (a held body's output inflated without room), so that later bodies stream instead.
+    pub fn force(&self, n: usize) -> Grant {
+        self.used.fetch_add(n, Ordering::AcqRel);
+        Grant {
+            used: self.used,
+            cap: self.cap,
+            n,
+        }
+    }
+
     /// Bytes currently taken from the process-wide budget.
     pub fn process_used() -> usize {
         WHOLE_USED.load(Ordering::Acquire)

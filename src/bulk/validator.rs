@@ -273,7 +273,14 @@ impl BulkValidator {
                 for (i, c) in chunks.into_iter().enumerate() {
                     out.push(self.feed_stream(c, i == last)?);
                 }
-                Ok(concat(out))
+                // The output is held whole like the fast path's: counted in the budget (past
+                // its cap if need be) until dropped, so that later bodies stream meanwhile.
+                let bytes = concat(out);
+                let counted = grant.force(bytes.len());
+                Ok(Bytes::from_owner(Budgeted {
+                    bytes,
+                    _grants: (grant, counted),
+                }))
             }
         }
     }

@@ -42,6 +42,7 @@
 
 use crate::json::{self, action_line};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The `create` line to send instead of the validated strict `index` action line `line`
 /// (without its `\n`): at least as long as `line` whenever `line` has a byte of whitespace or
@@ -65,20 +66,39 @@ pub fn line(line: &[u8]) -> Option<Vec<u8>> {
 
 /// `{"create":{"_index":I,<pad>"_id":D}}` padded to `len` bytes when it is shorter.
 fn build(index: &str, id: &str, len: usize) -> Vec<u8> {
-    let index = serde_json::to_string(index).unwrap_or_default();
-    let id = serde_json::to_string(id).unwrap_or_default();
+    let (index, id) = (escaped(index), escaped(id));
     const HEAD: &str = r#"{"create":{"_index":"#;
     const MID: &str = r#""_id":"#;
-    let bare = HEAD.len() + index.len() + 1 + MID.len() + id.len() + 2;
+    let bare = HEAD.len() + index.len() + 3 + MID.len() + id.len() + 4;
     let mut out = Vec::with_capacity(bare.max(len));
     out.extend_from_slice(HEAD.as_bytes());
+    out.push(b'"');
     out.extend_from_slice(index.as_bytes());
-    out.push(b',');
+    out.extend_from_slice(b"\",");
     out.resize(out.len() + len.saturating_sub(bare), b' ');
     out.extend_from_slice(MID.as_bytes());
+    out.push(b'"');
     out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(b"}}");
+    out.extend_from_slice(b"\"}}");
     out
+}
+
+/// The text of `s` between the quotes of a JSON string, as serde_json writes it. Capture's
+/// names and ids need no escape, so they are used as they are (no serializer, no allocation
+/// on each line).
+fn escaped(s: &str) -> Cow<'_, str> {
+    let b = s.as_bytes();
+    // A vector search for `"`, `\\` and control bytes (it also stops at non-ASCII bytes,
+    // which need no escape).
+    let mut i = crate::simd::string_stop(b, 0);
+    while b.get(i).is_some_and(|&c| c >= 0x80) {
+        i = crate::simd::string_stop(b, i + 1);
+    }
+    if i == b.len() {
+        return Cow::Borrowed(s);
+    }
+    let q = serde_json::to_string(s).unwrap_or_else(|_| String::from("\"\""));
+    Cow::Owned(q[1..q.len() - 1].to_string())
 }
 
 #[cfg(test)]
@@ -140,6 +160,24 @@ mod tests {
                 assert_eq!(out.len(), orig.len(), "{orig}");
             }
             assert!(!out.contains(&b'\n'));
+        }
+    }
+
+    #[test]
+    fn names_are_written_exactly_as_serde_json_writes_them() {
+        for c in (0..=0x7f)
+            .map(char::from)
+            .chain(['\u{e9}', '\u{2028}', '\u{1F600}'])
+        {
+            for at in 0..40 {
+                // Every offset: inside and past the first 16-byte vector, and in the tail.
+                let s = format!("{}{c}b\u{e9}{c}", "x".repeat(at));
+                let want = serde_json::to_string(&s).unwrap();
+                assert_eq!(format!("\"{}\"", escaped(&s)), want, "{c:?} at {at}");
+                let s = format!("{}\u{e9}{c}{}", "x".repeat(at), "y".repeat(20));
+                let want = serde_json::to_string(&s).unwrap();
+                assert_eq!(format!("\"{}\"", escaped(&s)), want, "{c:?} at {at}");
+            }
         }
     }
 

@@ -18,12 +18,14 @@ pub fn capture_index_line(line: &[u8]) -> Option<(&str, &str)> {
 /// The bytes before the first `"` of `s` if they are printable ASCII other than `\` (so the
 /// JSON string needs no decoding), and the rest from that `"` on.
 fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
-    let end = memchr::memchr(b'"', s)?;
+    // The first `"`, `\\`, control or non-ASCII byte must be the closing quote (a vector search,
+    // not a byte loop: this runs on every action line); DEL is the one other byte to refuse.
+    let end = crate::simd::string_stop(s, 0);
+    if s.get(end) != Some(&b'"') {
+        return None;
+    }
     let text = &s[..end];
-    if !text
-        .iter()
-        .all(|&b| (0x20..0x7f).contains(&b) && b != b'\\')
-    {
+    if memchr::memchr(0x7f, text).is_some() {
         return None;
     }
     Some((std::str::from_utf8(text).ok()?, &s[end..]))
@@ -48,6 +50,26 @@ mod tests {
             r#"{"index":{"_index":"arkime_sessions3-260819", "_id": "a", "_id": "b"}}"#,
         ] {
             assert_eq!(capture_index_line(other.as_bytes()), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn only_printable_ascii_other_than_backslash_takes_the_fast_path_at_any_offset() {
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut id = b"260819-XyFr4-nVi-Pfro7SVr4".to_vec();
+                id[at] = b;
+                let mut line =
+                    br#"{"index":{"_index":"arkime_sessions3-260819", "_id": ""#.to_vec();
+                line.extend_from_slice(&id);
+                line.extend_from_slice(br#""}}"#);
+                let plain = (0x20..0x7f).contains(&b) && b != b'\\' && b != b'"';
+                let got = capture_index_line(&line);
+                assert_eq!(got.is_some(), plain, "byte {b:#x} at {at}");
+                if let Some((_, got_id)) = got {
+                    assert_eq!(got_id.as_bytes(), &id[..]);
+                }
+            }
         }
     }
 }

@@ -25,7 +25,9 @@
 //!                              a body we change goes chunked)
 //!             ──► body_flow  (per body chunk: bulk validated, held for replay, mirrored)
 //!                   ├ bulk   (only complete, validated lines go upstream; strict: a session
-//!                   │         index under an id naming no node goes as create)
+//!                   │         index under an id naming no node goes as create; a gzip bulk of
+//!                   │         known small size held whole within esProxyInflateBudget and
+//!                   │         inflated by libdeflate, else streamed through zlib-ng)
 //!                   ├ tee    (the validated bytes, mirrored in the background; never waits)
 //!                   └ replay (a held bulk ES refused with 429/503, lost, or left unanswered
 //!                            past esProxyUpstreamTimeout is sent again when that is safe)

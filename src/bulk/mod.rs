@@ -1,7 +1,9 @@
 //! Streaming validation of `POST /_bulk` bodies (SPEC §5): as chunks arrive, only complete,
 //! validated lines go upstream — an action line always together with its source line — and the
 //! first bad line aborts the request. Memory per request is bounded by the longest allowed line
-//! (twice, for a held pair) plus one chunk; the body is never buffered whole.
+//! (twice, for a held pair) plus one chunk; the body is never buffered whole, except a gzip
+//! body of known, bounded size held for whole-body inflate within `esProxyInflateBudget`
+//! ([`BulkValidator::inflate_whole`]).
 //!
 //! This module owns the bulk verdict only. No I/O, no Pingora: the proxy feeds chunks to a
 //! [`BulkValidator`] and forwards what it returns; turning a [`Reject`] into a response is
@@ -17,7 +19,8 @@
 //!   `create` (first writer wins; the gzip, framing, replay and tee consequences are in its
 //!   docs);
 //! - [`doc`]: source lines in strict mode (`node` is the sensor, no `_` keys, …);
-//! - [`gzip`]: bounded streaming inflate of one gzip member;
+//! - [`gzip`]: bounded inflate of one gzip member, streaming (zlib-ng) or of a body held whole
+//!   (libdeflate, with the same verdicts);
 //! - `validator.rs`: the per-request state machine tying them together.
 
 pub mod action;

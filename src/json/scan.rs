@@ -135,15 +135,21 @@ struct Frame {
     bloom: [u64; 4],
 }
 
+/// One key of an open object, for the duplicate check.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    hash: u32,
+    /// `[start, len]` of the key, in the line or (with [`SIDE_BIT`] on `len`) in `side`.
+    span: [u32; 2],
+}
+
 /// A reusable scanner: it keeps its scratch buffers between lines so scanning allocates nothing
 /// once they have grown to the largest line seen.
 #[derive(Debug, Default)]
 pub struct Scanner {
     frames: Vec<Frame>,
-    /// Hash of each key of every open object (structure of arrays, for the linear check).
-    hashes: Vec<u32>,
-    /// `[start, len]` of each key, in the line or (with [`SIDE_BIT`] on `len`) in `side`.
-    spans: Vec<[u32; 2]>,
+    /// Each key of every open object (one push per key).
+    keys: Vec<Key>,
     /// Decoded text of keys that contain escapes.
     side: Vec<u8>,
     /// Index scratch for the sort-based duplicate check of big objects.
@@ -187,8 +193,7 @@ impl Scanner {
         target: Option<&[u8]>,
     ) -> Result<Summary<'a>, ScanError> {
         self.frames.clear();
-        self.hashes.clear();
-        self.spans.clear();
+        self.keys.clear();
         self.side.clear();
         let max_depth = max_depth.min(SERDE_MAX_DEPTH);
         let s = line;
@@ -222,7 +227,7 @@ impl Scanner {
                     self.frames.push(Frame {
                         is_object,
                         suspect: false,
-                        key_base: self.hashes.len(),
+                        key_base: self.keys.len(),
                         bloom: [0; 4],
                     });
                     i = skip_ws(s, i + 1);
@@ -360,11 +365,10 @@ impl Scanner {
         frame.bloom[word] |= bit;
         let base = frame.key_base;
         if maybe_seen {
-            if self.hashes.len() - base < LINEAR_KEYS {
-                for k in base..self.hashes.len() {
-                    if self.hashes[k] == h
-                        && self.key_bytes(s, self.spans[k]) == self.key_bytes(s, span)
-                    {
+            if self.keys.len() - base < LINEAR_KEYS {
+                for k in base..self.keys.len() {
+                    let seen = self.keys[k];
+                    if seen.hash == h && self.key_bytes(s, seen.span) == self.key_bytes(s, span) {
                         return Err(ScanError::DuplicateKey(i));
                     }
                 }
@@ -378,11 +382,14 @@ impl Scanner {
             sum.underscore_key |= key.first() == Some(&b'_');
             *capture = target == Some(key);
         }
-        self.hashes.push(h);
-        self.spans.push(span);
-        let j = skip_ws(s, end + 1);
+        self.keys.push(Key { hash: h, span });
+        // Compact JSON: the colon is right after the key.
+        let mut j = end + 1;
         if s.get(j) != Some(&b':') {
-            return Err(ScanError::Syntax("expected :", j));
+            j = skip_ws(s, j);
+            if s.get(j) != Some(&b':') {
+                return Err(ScanError::Syntax("expected :", j));
+            }
         }
         Ok(skip_ws(s, j + 1))
     }
@@ -405,27 +412,26 @@ impl Scanner {
         if frame.suspect {
             let mut order = std::mem::take(&mut self.order);
             order.clear();
-            order.extend((base..self.hashes.len()).map(|k| k as u32));
+            order.extend((base..self.keys.len()).map(|k| k as u32));
             // Sort by (hash, bytes) so equal keys end up adjacent even if many hashes collide.
             order.sort_unstable_by(|&a, &b| {
                 let (a, b) = (a as usize, b as usize);
-                self.hashes[a].cmp(&self.hashes[b]).then_with(|| {
-                    self.key_bytes(s, self.spans[a])
-                        .cmp(self.key_bytes(s, self.spans[b]))
-                })
+                let (a, b) = (self.keys[a], self.keys[b]);
+                a.hash
+                    .cmp(&b.hash)
+                    .then_with(|| self.key_bytes(s, a.span).cmp(self.key_bytes(s, b.span)))
             });
             let dup = order.windows(2).any(|w| {
                 let (a, b) = (w[0] as usize, w[1] as usize);
-                self.hashes[a] == self.hashes[b]
-                    && self.key_bytes(s, self.spans[a]) == self.key_bytes(s, self.spans[b])
+                let (a, b) = (self.keys[a], self.keys[b]);
+                a.hash == b.hash && self.key_bytes(s, a.span) == self.key_bytes(s, b.span)
             });
             self.order = order;
             if dup {
                 return Err(ScanError::DuplicateKey(at));
             }
         }
-        self.hashes.truncate(base);
-        self.spans.truncate(base);
+        self.keys.truncate(base);
         Ok(())
     }
 }

@@ -140,7 +140,7 @@ fn bench_capture_shape(c: &mut Criterion, group: &str, plain: Vec<u8>) {
     // release the received bytes whole.
     g.bench_function("gzip_lax_stored", |b| {
         b.iter(|| {
-            let v = BulkValidator::new(&lax, NODE, BodyEncoding::Gzip).forward_original();
+            let (v, _) = body_plan::bulk(&lax, NODE, Encoding::Gzip, with_length);
             feed_chunks(v, black_box(&gz))
         })
     });

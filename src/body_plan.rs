@@ -2,9 +2,9 @@
 //! declared framing before a byte of it is read (SPEC §5): refused, streamed as is, streamed
 //! through the bulk validator (inflated, or held and forwarded as received for a small gzip
 //! bulk in lax mode), or buffered whole within `esProxyMaxSmallBody`, inflated if gzip, and
-//! checked by the allowlist's body rules ([`SmallBody`]). A gzip bulk that goes upstream
-//! inflated, with a Content-Length up to [`GZIP_WHOLE_INFLATE_MAX`], is held whole within
-//! `esProxyInflateBudget` and inflated at its end. No I/O: `body_read` reads a small body, the
+//! checked by the allowlist's body rules ([`SmallBody`]). A gzip bulk with a Content-Length up
+//! to [`GZIP_WHOLE_INFLATE_MAX`] is held whole within `esProxyInflateBudget` and inflated at its
+//! end. No I/O: `body_read` reads a small body, the
 //! proxy writes.
 //!
 //! Strict mode may send a bulk's session `index` lines as `create` (`bulk::create`), so a strict
@@ -25,8 +25,7 @@ use crate::upstream_head::BodyChange;
 /// request holds at most this on top of what any bulk holds (one unfinished line).
 pub const GZIP_STORE_AND_FORWARD_MAX: u64 = 4 * 1024 * 1024;
 
-/// Gzip bulks inflated on their way upstream (strict ones, lax ones too large to store and
-/// forward) are held whole up to this Content-Length and inflated at their end by libdeflate
+/// Gzip bulks are held whole up to this Content-Length and inflated at their end by libdeflate
 /// (`bulk::gzip::inflate_whole`), when `esProxyInflateBudget` has room for them; others stream
 /// through zlib-ng. Capture's bulks are a few hundred KB compressed.
 pub const GZIP_WHOLE_INFLATE_MAX: u64 = 4 * 1024 * 1024;
@@ -115,15 +114,17 @@ pub fn bulk(
     };
     let validator = if store_and_forward {
         validator.forward_original()
-    } else if let Some(grant) = length
+    } else {
+        validator
+    };
+    // Of known, bounded size: held whole and inflated at the end by libdeflate, ~1.35x faster
+    // than zlib-ng (a stored body is held whole anyway); without room in the budget it streams.
+    let validator = match length
         .filter(|&n| gzip && n <= GZIP_WHOLE_INFLATE_MAX)
         .and_then(|n| Grant::process(limits.inflate_budget, n as usize))
     {
-        // Inflated anyway and of known, bounded size: held whole and inflated at the end by
-        // libdeflate, ~1.35x faster than zlib-ng; without room in the budget it streams.
-        validator.inflate_whole(grant)
-    } else {
-        validator
+        Some(grant) => validator.inflate_whole(grant),
+        None => validator,
     };
     (validator, change)
 }
@@ -336,12 +337,12 @@ mod tests {
             change(&off, Some(1000), Encoding::Gzip),
             BodyChange::Inflated
         );
-        // Lax bulks stored and forwarded keep zlib-ng's verdict on what goes upstream.
+        // Lax bulks stored and forwarded are held whole anyway.
         let lax = Policy {
             strict: false,
             ..Policy::default()
         };
-        assert!(!holds_whole(&lax, Some(1000), Encoding::Gzip));
+        assert!(holds_whole(&lax, Some(1000), Encoding::Gzip));
         let lax_small_line = Policy {
             limits: Limits {
                 max_line: 1 << 20,

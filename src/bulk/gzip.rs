@@ -20,9 +20,10 @@
 //!   which words the refusal exactly as before. One difference remains and cannot be detected
 //!   without decoding the stream: libdeflate also decodes a few Huffman encodings zlib refuses
 //!   (a one-codeword precode, the unused half of a one-codeword code, HLIT/HDIST counts past
-//!   286/30). No encoder writes them, a stream using them still needs a matching CRC32, and
-//!   what then goes upstream is the inflated bytes every line check passed; bodies forwarded
-//!   compressed (lax store and forward) never take this path.
+//!   286/30). No encoder writes them, and a stream using them still needs a matching CRC32.
+//!   Inflated bodies: what goes upstream is the bytes every line check passed. Bodies stored
+//!   and forwarded compressed (lax): ES's own zlib inflater refuses such a stream whole, so it
+//!   cannot read lines other than the ones checked here.
 
 use crate::policy::Limits;
 use crate::reject::Reject;

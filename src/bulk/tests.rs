@@ -1073,4 +1073,35 @@ proptest! {
         }
         prop_assert_eq!(used.load(std::sync::atomic::Ordering::Acquire), 0);
     }
+
+    #[test]
+    fn a_stored_body_inflated_whole_gives_the_stored_verdict_and_bytes(
+        p in policies(),
+        body in body_strategy(),
+        cuts in prop::collection::vec(any::<usize>(), 0..8),
+        damage in damages(),
+        room in any::<bool>(),
+    ) {
+        let g = damaged_gz(&body, damage);
+        let stored = BulkValidator::new(&p, SENSOR, BodyEncoding::Gzip).forward_original();
+        let (expected, expected_out) = feed_all(stored, &split_at(&g, &cuts));
+        let used = budget();
+        let cap = if room { 1 << 30 } else { g.len() };
+        let grant = super::gzip::Grant::take(used, cap, g.len()).unwrap();
+        let v = BulkValidator::new(&p, SENSOR, BodyEncoding::Gzip)
+            .forward_original()
+            .inflate_whole(grant);
+        let (r, out) = feed_all(v, &split_at(&g, &cuts));
+        prop_assert_eq!(&r, &expected);
+        if r.is_ok() {
+            // Lax: the body as received; strict (never stored): the inflated lines.
+            prop_assert_eq!(&out, &expected_out);
+            if !p.strict {
+                prop_assert_eq!(&out, &g);
+            }
+        } else {
+            prop_assert!(out.is_empty());
+        }
+        prop_assert_eq!(used.load(std::sync::atomic::Ordering::Acquire), 0);
+    }
 }

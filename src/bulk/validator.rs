@@ -137,11 +137,10 @@ impl BulkValidator {
     /// Whole-body inflate for a gzip body whose compressed size `grant` covers (the caller
     /// knows the size from Content-Length and bounds it): nothing is released before the end
     /// of the stream, then the whole body is inflated at once ([`gzip::inflate_whole`]),
-    /// checked, and released inflated. No effect on an identity body or with
-    /// [`BulkValidator::forward_original`] (which forwards the compressed bytes: those keep
-    /// zlib-ng's verdict on the encoding).
+    /// checked, and released inflated (with [`BulkValidator::forward_original`]: as received).
+    /// No effect on an identity body.
     pub fn inflate_whole(mut self, grant: Grant) -> BulkValidator {
-        if self.gzip.is_some() && self.original.is_none() {
+        if self.gzip.is_some() {
             self.whole = Some(HeldWhole {
                 chunks: Vec::new(),
                 grant,
@@ -254,6 +253,11 @@ impl BulkValidator {
                 let n = self.lines.framer.releasable(false);
                 debug_assert_eq!(n, buf.len(), "every line of a finished body is released");
                 self.lines.framer.consume(n);
+                if let Some(original) = self.original.take() {
+                    // Store and forward: every line checked out; the body goes as received.
+                    self.original = Some(Vec::new());
+                    return Ok(concat(original));
+                }
                 let mut head = Bytes::from(buf);
                 head.truncate(n);
                 let bytes = self.lines.rewritten(head);

@@ -234,6 +234,37 @@ fn gzip_bulks_land_the_same_held_whole_or_streamed_within_the_inflate_budget() {
     );
 }
 
+/// Lax mode: a small gzip bulk is stored and forwarded as received; it is checked by
+/// libdeflate on the whole body, and bytes after its member still refuse it whole.
+#[test]
+fn lax_stored_gzip_bulk_is_inflated_whole_and_forwarded_as_received() {
+    let es = Osmem::start();
+    let m = crate::harness::free_port();
+    let p = Proxy::start(
+        &fleet_ini(
+            &es.url(),
+            &format!("esProxyStrict=false\nesProxyMetricsPort={m}"),
+        ),
+        "default",
+    );
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{m}").parse().unwrap();
+    let auth = crate::harness::basic("toronto01:secret1");
+    let r = p.gzip_bulk(&auth, &gzip(bulk("toronto01", 0, 50).as_bytes()));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["errors"], false);
+    let t = crate::ops::scrape(metrics);
+    assert_eq!(
+        crate::ops::sample(&t, "esproxy_bulk_gzip_total", &[("path", "whole")]),
+        1.0
+    );
+    let mut trailing = gzip(bulk("toronto01", 100, 110).as_bytes());
+    let n = trailing.len();
+    trailing.extend_from_within(n - 8..);
+    let r = p.gzip_bulk(&auth, &trailing);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(es.ids(INDEX).len(), 50);
+}
+
 #[test]
 fn corrupt_gzip_is_refused_and_nothing_lands() {
     let es = Osmem::start();

@@ -483,10 +483,21 @@ fn load8(s: &[u8], i: usize) -> u64 {
 /// quote and whether an escape was seen. Escapes are validated as serde_json does for strings it
 /// returns: known escapes only, `\u` with four hex digits, surrogates only as a lead+trail pair.
 #[inline(always)]
-fn skip_string(s: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
+fn skip_string(s: &[u8], i: usize) -> Result<(usize, bool), ScanError> {
+    let end = crate::simd::string_stop(s, i);
+    // Nearly every string is plain: its first stop is the closing quote.
+    if s.get(end) == Some(&b'"') {
+        return Ok((end, false));
+    }
+    skip_string_rest(s, end)
+}
+
+/// [`skip_string`] from a stop that is not the closing quote: escapes, non-ASCII text and
+/// errors, out of line so the plain case keeps its registers.
+#[inline(never)]
+fn skip_string_rest(s: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
     let mut escaped = false;
     loop {
-        i = crate::simd::string_stop(s, i);
         match s.get(i) {
             None => return Err(ScanError::Syntax("unterminated string", i)),
             Some(b'"') => return Ok((i, escaped)),
@@ -508,6 +519,7 @@ fn skip_string(s: &[u8], mut i: usize) -> Result<(usize, bool), ScanError> {
             }
             Some(_) => return Err(ScanError::Syntax("control character in string", i)),
         }
+        i = crate::simd::string_stop(s, i);
     }
 }
 
@@ -764,7 +776,7 @@ const KEEP: [u64; 9] = {
 /// The hash of a key of `n <= 16` bytes given as two little-endian words, zero-padded.
 #[inline(always)]
 fn hash16(n: usize, lo: u64, hi: u64) -> u32 {
-    (mix(mix(mix(0, n as u64), lo), hi) >> 32) as u32
+    (mix(mix(n as u64, lo), hi) >> 32) as u32
 }
 
 #[inline(always)]

@@ -29,6 +29,21 @@ struct Running {
     metrics: SocketAddr,
 }
 
+impl Running {
+    /// Replaces the config file with `text`, sends SIGHUP and waits until the reload counter
+    /// for `result` (`ok` or `error`) reaches `count`; the metrics text at that point.
+    fn reload(&self, text: &str, result: &str, count: f64) -> String {
+        rewrite(&self.config, text);
+        signal(&self.proxy, "HUP");
+        wait_sample(
+            self.metrics,
+            "esproxy_config_reloads_total",
+            &[("result", result)],
+            count,
+        )
+    }
+}
+
 fn start(es: &Osmem, grace: u64) -> Running {
     let (port, mport) = (free_port(), free_port());
     let config = temp_file(
@@ -279,15 +294,9 @@ fn sighup_swaps_a_password_while_a_bulk_streams_and_keeps_it_on_a_bad_file() {
     );
     // The bulk's head has been read (it is in flight) before the signal.
     wait_sample(run.metrics, "esproxy_requests_in_flight", &[], 1.0);
-    rewrite(
-        &run.config,
+    run.reload(
         &ops_ini(&es_url, run.port, run.metrics.port(), 10, "rotated"),
-    );
-    signal(p, "HUP");
-    wait_sample(
-        run.metrics,
-        "esproxy_config_reloads_total",
-        &[("result", "ok")],
+        "ok",
         1.0,
     );
     assert!(
@@ -305,14 +314,7 @@ fn sighup_swaps_a_password_while_a_bulk_streams_and_keeps_it_on_a_bad_file() {
     assert_eq!(p.req("toronto01:rotated", "GET", "/", b"").status, 200);
 
     // A broken file is refused and the running settings stay.
-    rewrite(&run.config, "[default]\nesProxyPort=not-a-port\n");
-    signal(p, "HUP");
-    let t = wait_sample(
-        run.metrics,
-        "esproxy_config_reloads_total",
-        &[("result", "error")],
-        1.0,
-    );
+    let t = run.reload("[default]\nesProxyPort=not-a-port\n", "error", 1.0);
     assert_eq!(
         sample(&t, "esproxy_config_reloads_total", &[("result", "ok")]),
         1.0
@@ -320,15 +322,9 @@ fn sighup_swaps_a_password_while_a_bulk_streams_and_keeps_it_on_a_bad_file() {
     assert_eq!(p.req("toronto01:rotated", "GET", "/", b"").status, 200);
 
     // A listener change is applied only by a restart: the proxy says so and keeps serving.
-    rewrite(
-        &run.config,
+    let t = run.reload(
         &ops_ini(&es_url, free_port(), run.metrics.port(), 10, "rotated"),
-    );
-    signal(p, "HUP");
-    let t = wait_sample(
-        run.metrics,
-        "esproxy_config_reloads_total",
-        &[("result", "ok")],
+        "ok",
         2.0,
     );
     assert_eq!(sample(&t, "esproxy_config_restart_required", &[]), 1.0);
@@ -361,15 +357,9 @@ fn sighup_password_change_applies_to_a_kept_alive_connection_at_once() {
     assert_eq!(get_on(&mut r, p.addr, "toronto01:secret2"), 401);
     let mut r = BufReader::new(TcpStream::connect(p.addr).unwrap());
     assert_eq!(get_on(&mut r, p.addr, "toronto01:secret1"), 200);
-    rewrite(
-        &run.config,
+    run.reload(
         &ops_ini(&es.url(), run.port, run.metrics.port(), 10, "rotated"),
-    );
-    signal(p, "HUP");
-    wait_sample(
-        run.metrics,
-        "esproxy_config_reloads_total",
-        &[("result", "ok")],
+        "ok",
         1.0,
     );
     assert_eq!(get_on(&mut r, p.addr, "toronto01:secret1"), 401);

@@ -205,8 +205,9 @@ impl Scanner {
             escaped_key: false,
             target: None,
         };
-        // Set after a top-level key equal to `target`: the next value is the one wanted.
-        let mut capture = false;
+        // Set while the next value must be noted: the top-level value itself (at the start),
+        // then the value after a top-level key equal to `target`.
+        let mut capture = true;
         let mut i = skip_ws(s, 0);
 
         'value: loop {
@@ -221,7 +222,7 @@ impl Scanner {
                     }
                     let is_object = c == b'{';
                     let kind = if is_object { Kind::Object } else { Kind::Array };
-                    if capture || self.frames.is_empty() {
+                    if capture {
                         note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
                     }
                     self.frames.push(Frame {
@@ -248,7 +249,7 @@ impl Scanner {
                         raw: &s[i + 1..end],
                         escaped,
                     };
-                    if capture || self.frames.is_empty() {
+                    if capture {
                         note(
                             &mut sum,
                             &mut capture,
@@ -261,7 +262,7 @@ impl Scanner {
                 }
                 b'-' | b'0'..=b'9' => {
                     i = number(s, i)?;
-                    if capture || self.frames.is_empty() {
+                    if capture {
                         note(
                             &mut sum,
                             &mut capture,
@@ -281,11 +282,11 @@ impl Scanner {
                         return Err(ScanError::Syntax("bad literal", i));
                     }
                     i += word.len();
-                    if capture || self.frames.is_empty() {
+                    if capture {
                         note(&mut sum, &mut capture, self.frames.is_empty(), kind, None);
                     }
                 }
-                // Only after `int_run`, which stops just after a comma.
+                // After `int_run`, which stops just after a comma, and after a key's colon.
                 b' ' | b'\t' | b'\n' | b'\r' => {
                     i = skip_ws(s, i);
                     continue 'value;
@@ -304,8 +305,7 @@ impl Scanner {
                 };
                 match (s.get(i), frame.is_object) {
                     (Some(b','), true) => {
-                        i = skip_ws(s, i + 1);
-                        i = self.key(s, i, target, &mut sum, &mut capture)?;
+                        i = self.key(s, i + 1, target, &mut sum, &mut capture)?;
                         continue 'value;
                     }
                     (Some(b','), false) => {
@@ -332,8 +332,9 @@ impl Scanner {
         }
     }
 
-    /// Parses an object key at `i` (must be a string), records it for the duplicate check and
-    /// the top-level summary, and consumes the `:`. Returns where the member's value starts.
+    /// Parses an object key at `i` (a string, after optional whitespace), records it for the
+    /// duplicate check and the top-level summary, and consumes the `:`. Returns the index just
+    /// after the colon (the value loop skips any whitespace before the value).
     #[inline(always)]
     fn key(
         &mut self,
@@ -343,8 +344,13 @@ impl Scanner {
         sum: &mut Summary<'_>,
         capture: &mut bool,
     ) -> Result<usize, ScanError> {
+        // Compact JSON: the key's quote is right after the `,` or `{`.
+        let mut i = i;
         if s.get(i) != Some(&b'"') {
-            return Err(ScanError::Syntax("expected a key", i));
+            i = skip_ws(s, i);
+            if s.get(i) != Some(&b'"') {
+                return Err(ScanError::Syntax("expected a key", i));
+            }
         }
         let (end, escaped) = skip_string(s, i + 1)?;
         sum.escaped_key |= escaped;
@@ -391,7 +397,7 @@ impl Scanner {
                 return Err(ScanError::Syntax("expected :", j));
             }
         }
-        Ok(skip_ws(s, j + 1))
+        Ok(j + 1)
     }
 
     /// The decoded bytes of a recorded key.
@@ -436,9 +442,9 @@ impl Scanner {
     }
 }
 
-/// Records the type (and raw text) of a value if it is the top-level value or the wanted one.
-/// Called only when one of the two holds (twice per document), so it stays out of line and
-/// off the per-value path.
+/// Records the type of the top-level value, or the type (and raw text) of the wanted one.
+/// Called only when `capture` is set (twice per document), so it stays out of line and off
+/// the per-value path.
 #[cold]
 #[inline(never)]
 fn note<'a>(
@@ -450,11 +456,10 @@ fn note<'a>(
 ) {
     if is_top {
         sum.top = kind;
-    }
-    if *capture {
+    } else {
         sum.target = Some((kind, raw));
-        *capture = false;
     }
+    *capture = false;
 }
 
 /// Skips JSON whitespace (exactly serde_json's set: space, tab, LF, CR).

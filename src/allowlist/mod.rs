@@ -46,7 +46,7 @@ use body::{
     fields_search, files_search_lax, files_search_strict, files_update, lookups_search,
     session_search_lax, session_search_strict, stats_search, top_level_verdict, users_count,
 };
-use path::{encode_into, is_path_safe, Target};
+use path::{encode_into, Target};
 use query::{lax_query, strict_query};
 use routes::{delete_route, get_route, post_route, Scope};
 use viewer::{session_update_lax, session_update_strict};
@@ -289,7 +289,7 @@ pub fn classify(
         Cow::Borrowed(lax_query(target.query)?)
     };
     let mut forward = String::with_capacity(target.path.len() + query.len() + 8);
-    encode_into(&mut forward, &target.path, is_path_safe);
+    encode_into(&mut forward, &target.path);
     if !query.is_empty() {
         forward.push('?');
         forward.push_str(&query);

@@ -1,15 +1,16 @@
 //! Path canonicalisation: splits the request target, decodes the path once, refuses encoded
 //! separators, traversal and odd bytes, and re-encodes what goes upstream.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 
 use crate::logline::bound;
 use crate::reject::Reject;
 
 /// A request target split and canonicalised: the decoded path and the raw query.
 pub(super) struct Target<'a> {
-    /// Decoded, printable ASCII, starts with `/`, no empty, `.` or `..` segments.
-    pub(super) path: String,
+    /// Decoded, printable ASCII, starts with `/`, no empty, `.` or `..` segments. Borrowed from
+    /// the target when it has no escape (what clients send), so nothing is copied.
+    pub(super) path: Cow<'a, str>,
     pub(super) query: Option<&'a str>,
 }
 
@@ -27,33 +28,37 @@ impl<'a> Target<'a> {
             return Err(bad("not an origin-form path"));
         }
         let b = raw_path.as_bytes();
-        let mut path = String::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            let c = if b[i] == b'%' {
-                let c = b
-                    .get(i + 1..i + 3)
-                    .and_then(hex_pair)
-                    .ok_or_else(|| bad("malformed percent escape"))?;
-                // Encoded separators, dots and escapes are how traversal hides from a
-                // normaliser; refuse rather than guess what upstream will make of them.
-                if matches!(c, b'/' | b'.' | b'?' | b'#' | b'\\' | b'%') {
-                    return Err(bad("encoded separator"));
-                }
-                i += 3;
-                c
-            } else {
-                i += 1;
-                b[i - 1]
-            };
-            if !(0x21..=0x7e).contains(&c) {
-                return Err(bad("control, blank or non-ASCII byte"));
+        let path = if b.contains(&b'%') {
+            let mut path = String::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let c = if b[i] == b'%' {
+                    let c = b
+                        .get(i + 1..i + 3)
+                        .and_then(hex_pair)
+                        .ok_or_else(|| bad("malformed percent escape"))?;
+                    // Encoded separators, dots and escapes are how traversal hides from a
+                    // normaliser; refuse rather than guess what upstream will make of them.
+                    if matches!(c, b'/' | b'.' | b'?' | b'#' | b'\\' | b'%') {
+                        return Err(bad("encoded separator"));
+                    }
+                    i += 3;
+                    c
+                } else {
+                    i += 1;
+                    b[i - 1]
+                };
+                check_path_byte(c).map_err(bad)?;
+                path.push(char::from(c));
             }
-            if c == b'\\' || c == b';' {
-                return Err(bad("backslash or semicolon"));
+            Cow::Owned(path)
+        } else {
+            // No escape: the decoded path is the raw one, checked byte by byte all the same.
+            for &c in b {
+                check_path_byte(c).map_err(bad)?;
             }
-            path.push(char::from(c));
-        }
+            Cow::Borrowed(raw_path)
+        };
         if path != "/" {
             for seg in path[1..].split('/') {
                 // `..` anywhere in a segment, not only as a whole dot segment (SPEC §7 lists
@@ -71,29 +76,60 @@ impl<'a> Target<'a> {
     }
 }
 
+/// What a decoded path byte may be: printable ASCII, no backslash or semicolon.
+fn check_path_byte(c: u8) -> Result<(), &'static str> {
+    if !(0x21..=0x7e).contains(&c) {
+        return Err("control, blank or non-ASCII byte");
+    }
+    if c == b'\\' || c == b';' {
+        return Err("backslash or semicolon");
+    }
+    Ok(())
+}
+
 pub(super) fn hex_pair(two: &[u8]) -> Option<u8> {
     let hi = char::from(*two.first()?).to_digit(16)?;
     let lo = char::from(*two.get(1)?).to_digit(16)?;
     Some((hi * 16 + lo) as u8)
 }
 
-/// Bytes a canonical path carries unencoded: unreserved, plus `/` `,` `*` `:` `@`.
-pub(super) fn is_path_safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~/,*:@".contains(&b)
-}
+/// Bytes a canonical path or query component carries unencoded: unreserved, plus
+/// `/` `,` `*` `:` `@` (`+`, `&`, `=`, `%`, quotes, blanks, controls and non-ASCII bytes are
+/// encoded). Only ASCII bytes are safe, which [`encode_into`] relies on.
+const SAFE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'_' | b'~' | b'/' | b',' | b'*' | b':' | b'@'
+            );
+        c += 1;
+    }
+    t
+};
 
-/// Bytes a canonical query value carries unencoded (`+`, `&`, `=`, `%`, quotes are encoded).
-pub(super) fn is_query_safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~/,*:@".contains(&b)
-}
-
-pub(super) fn encode_into(out: &mut String, s: &str, safe: fn(u8) -> bool) {
-    for &b in s.as_bytes() {
-        if safe(b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
+/// Appends `s` to `out`, each byte not in [`SAFE`] as `%XX`; runs of safe bytes (all of a typical
+/// path or parameter) are copied at once.
+pub(super) fn encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut start = 0;
+    for (j, &c) in s.as_bytes().iter().enumerate() {
+        if !SAFE[usize::from(c)] {
+            // Safe bytes are ASCII, so a run of them starts and ends on character boundaries.
+            if j > start {
+                out.push_str(&s[start..j]);
+            }
+            out.push('%');
+            out.push(char::from(HEX[usize::from(c >> 4)]));
+            out.push(char::from(HEX[usize::from(c & 15)]));
+            start = j + 1;
         }
+    }
+    if start < s.len() {
+        out.push_str(&s[start..]);
     }
 }
 
@@ -340,5 +376,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn encoding_copies_safe_runs_and_escapes_every_other_byte() {
+        let mut out = String::new();
+        super::encode_into(&mut out, "a-b_c~d.e/f,g*h:i@j");
+        assert_eq!(out, "a-b_c~d.e/f,g*h:i@j");
+        out.clear();
+        super::encode_into(&mut out, "é a+b&c=d%\"\u{1}");
+        assert_eq!(out, "%C3%A9%20a%2Bb%26c%3Dd%25%22%01");
+        out.clear();
+        super::encode_into(&mut out, "xé");
+        assert_eq!(out, "x%C3%A9");
     }
 }

@@ -1,8 +1,10 @@
 //! Query parameters: the strict per-route allowlist (decoded, checked, re-encoded canonically)
 //! and the lax rule (forwarded as received, but well formed).
 
+use std::borrow::Cow;
+
 use super::all_digits;
-use super::path::{encode_into, hex_pair, is_query_safe};
+use super::path::{encode_into, hex_pair};
 use super::routes::Scope;
 use crate::logline::bound;
 use crate::reject::Reject;
@@ -108,10 +110,10 @@ pub(super) fn strict_query(
         if !out.is_empty() {
             out.push('&');
         }
-        encode_into(&mut out, &key, is_query_safe);
+        encode_into(&mut out, &key);
         if let Some(value) = value {
             out.push('=');
-            encode_into(&mut out, &value, is_query_safe);
+            encode_into(&mut out, &value);
         }
     }
     for (i, (name, val)) in params.iter().enumerate() {
@@ -175,8 +177,15 @@ pub(super) fn lax_query(raw: Option<&str>) -> Result<&str, Reject> {
 }
 
 /// Decodes one form-encoded component (`+` is a space, `%XX` a byte) to UTF-8 text without
-/// control characters; `None` if malformed.
-fn form_decode(raw: &str) -> Option<String> {
+/// control characters; `None` if malformed. A component with no escape, `+`, control or
+/// non-ASCII byte (what clients send) is its own decoding and is borrowed.
+fn form_decode(raw: &str) -> Option<Cow<'_, str>> {
+    if raw
+        .bytes()
+        .all(|c| (0x20..0x7f).contains(&c) && c != b'%' && c != b'+')
+    {
+        return Some(Cow::Borrowed(raw));
+    }
     let b = raw.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -200,7 +209,7 @@ fn form_decode(raw: &str) -> Option<String> {
     if s.chars().any(char::is_control) {
         return None;
     }
-    Some(s)
+    Some(Cow::Owned(s))
 }
 
 fn bad_query(why: &str, raw: Option<&str>) -> Reject {
@@ -335,6 +344,17 @@ mod tests {
             refused(&p, Method::GET, "/_cat/health?format=json%00"),
             Reject::BadQuery(_)
         ));
+        // Unescaped control bytes and blanks are refused too, in names and values.
+        for t in [
+            "/_cat/health?format=json\u{1}",
+            "/_cat/health?format=json\u{7f}",
+            "/_cat/health?form\tat=json",
+        ] {
+            assert!(
+                matches!(refused(&p, Method::GET, t), Reject::BadQuery(_)),
+                "{t:?}"
+            );
+        }
     }
 
     #[test]

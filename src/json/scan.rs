@@ -245,11 +245,11 @@ impl Scanner {
                 }
                 b'"' => {
                     let (end, escaped) = skip_string(s, i + 1)?;
-                    let raw = RawStr {
-                        raw: &s[i + 1..end],
-                        escaped,
-                    };
                     if capture {
+                        let raw = RawStr {
+                            raw: &s[i + 1..end],
+                            escaped,
+                        };
                         note(
                             &mut sum,
                             &mut capture,
@@ -622,6 +622,19 @@ fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
         Some(b'1'..=b'9') => i = digits(i + 1),
         _ => return Err(ScanError::Syntax("invalid number", i)),
     }
+    // Nearly every number is a short integer: nothing follows its digits, and it is far from
+    // any range limit.
+    if !matches!(s.get(i), Some(b'.' | b'e' | b'E')) && i - int_start <= 300 {
+        return Ok(i);
+    }
+    number_rest(s, start, int_start, i)
+}
+
+/// [`number`] after its integer part `s[int_start..i]` when a fraction or an exponent follows,
+/// or the integer part is huge; out of line so the integer case stays small.
+#[inline(never)]
+fn number_rest(s: &[u8], start: usize, int_start: usize, mut i: usize) -> Result<usize, ScanError> {
+    let digits = |i: usize| digits_end(s, i);
     let int_digits = (i - int_start) as i64;
     if s.get(i) == Some(&b'.') {
         let d = i + 1;
@@ -758,25 +771,33 @@ fn key_hash(k: &[u8]) -> u32 {
 fn key_hash_in_line(s: &[u8], start: usize, end: usize) -> u32 {
     let n = end - start;
     if n <= 16 && start + 16 <= s.len() {
-        return hash16(
-            n,
-            load8(s, start) & KEEP[n.min(8)],
-            load8(s, start + 8) & KEEP[n.saturating_sub(8)],
-        );
+        let [lo, hi] = KEEP[n];
+        return hash16(n, load8(s, start) & lo, load8(s, start + 8) & hi);
     }
     key_hash(&s[start..end])
 }
 
-/// `KEEP[k]`: the low `k` bytes of a word.
-const KEEP: [u64; 9] = {
-    let mut t = [u64::MAX; 9];
+/// `KEEP[k]`: the masks of the low `k` bytes of two consecutive words (one lookup, no branch
+/// on which word the key ends in).
+const KEEP: [[u64; 2]; 17] = {
+    let mut t = [[u64::MAX; 2]; 17];
     let mut k = 0;
-    while k < 8 {
-        t[k] = (1 << (8 * k)) - 1;
+    while k < 16 {
+        let (lo, hi) = if k < 8 { (k, 0) } else { (8, k - 8) };
+        t[k] = [low_bytes(lo), low_bytes(hi)];
         k += 1;
     }
     t
 };
+
+/// The mask of the low `k <= 8` bytes of a word.
+const fn low_bytes(k: usize) -> u64 {
+    if k == 8 {
+        u64::MAX
+    } else {
+        (1 << (8 * k)) - 1
+    }
+}
 
 /// The hash of a key of `n <= 16` bytes given as two little-endian words, zero-padded.
 #[inline(always)]

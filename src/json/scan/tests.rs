@@ -146,6 +146,18 @@ fn numbers_overflowing_f64_are_refused_like_serde_json() {
     }
     let big = format!("1{}", "0".repeat(400));
     assert!(!ok(&big));
+    // Plain integers around the length where the integer fast path hands over to the range
+    // check: 300 digits, 10^308 (finite) and 10^309 (not), bare and in a list.
+    for (s, want) in [
+        ("9".repeat(300), true),
+        (format!("1{}", "0".repeat(308)), true),
+        (format!("1{}", "0".repeat(309)), false),
+        (format!("-1{}", "0".repeat(309)), false),
+    ] {
+        assert_eq!(ok(&s), want, "{} digits", s.len());
+        assert_eq!(ok(&format!("[{s},1]")), want, "[{} digits,1]", s.len());
+        agree(s.as_bytes());
+    }
     let fine = format!("1{}e-200", "0".repeat(400));
     assert!(ok(&fine));
     // Whatever serde_json decides near f64::MAX, the scanner decides the same.

@@ -50,6 +50,7 @@ use std::borrow::Cow;
 /// string `_index` and `_id` (the validator admitted it as one, so never in practice).
 pub fn line(line: &[u8]) -> Option<Vec<u8>> {
     if let Some((index, id)) = action_line::capture_index_line(line) {
+        // Printable ASCII without `"` or `\\`: serde_json writes it as it is.
         return Some(build(index, id, line.len()));
     }
     let Ok(Value::Object(top)) = json::parse_strict(line, 2) else {
@@ -59,14 +60,16 @@ pub fn line(line: &[u8]) -> Option<Vec<u8>> {
         return None;
     };
     match (meta.get("_index"), meta.get("_id")) {
-        (Some(Value::String(index)), Some(Value::String(id))) => Some(build(index, id, line.len())),
+        (Some(Value::String(index)), Some(Value::String(id))) => {
+            Some(build(&escaped(index), &escaped(id), line.len()))
+        }
         _ => None,
     }
 }
 
-/// `{"create":{"_index":I,<pad>"_id":D}}` padded to `len` bytes when it is shorter.
+/// `{"create":{"_index":I,<pad>"_id":D}}` padded to `len` bytes when it is shorter, from the
+/// texts of `I` and `D` as they go between quotes (already escaped).
 fn build(index: &str, id: &str, len: usize) -> Vec<u8> {
-    let (index, id) = (escaped(index), escaped(id));
     const HEAD: &str = r#"{"create":{"_index":"#;
     const MID: &str = r#""_id":"#;
     let bare = HEAD.len() + index.len() + 3 + MID.len() + id.len() + 4;

@@ -82,11 +82,21 @@ pub fn check_strict<S: AsRef<str>>(
 
 /// `[A-Za-z0-9_-]{24}`.
 fn is_random(rest: &str) -> bool {
-    rest.len() == RANDOM_ID_CHARS
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    rest.len() == RANDOM_ID_CHARS && rest.bytes().all(|b| BASE64URL[usize::from(b)])
 }
+
+/// Which bytes are base64url characters (a table: every session `_id` of capture's random
+/// form goes through [`is_random`]).
+const BASE64URL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
 
 /// `<node>-<digits>-<digits>` with exactly this `node` (so `toronto01` never matches an id of
 /// `toronto011`: the node must be followed by `-`).
@@ -99,6 +109,10 @@ fn is_consistent_of(rest: &str, node: &str) -> bool {
 /// The node name of a `<node>-<digits>-<digits>` id, if it has that shape (node names may
 /// contain `-`; the two numbers never do).
 fn consistent_node(rest: &str) -> Option<&str> {
+    // Most random ids do not end in a digit: no need to split them.
+    if !rest.ends_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
     let mut parts = rest.rsplitn(3, '-');
     let (pos, num, node) = (parts.next()?, parts.next()?, parts.next()?);
     (is_number(pos) && is_number(num) && !node.is_empty()).then_some(node)

@@ -8,27 +8,31 @@
 /// Capture's exact `index` action line, `{"index":{"_index":"I", "_id": "D"}}`, with `I` and
 /// `D` plain printable ASCII (no escapes): `Some((I, D))`; anything else `None`.
 pub fn capture_index_line(line: &[u8]) -> Option<(&str, &str)> {
-    let rest = line.strip_prefix(br#"{"index":{"_index":""#.as_slice())?;
+    // One DEL search and one UTF-8 conversion for the whole line rather than one per string
+    // (short strings pay the call overheads, and this runs on every action line). Outside its
+    // two strings the shape is fixed ASCII, so DEL anywhere means DEL in a string.
+    if memchr::memchr(0x7f, line).is_some() {
+        return None;
+    }
+    let line = std::str::from_utf8(line).ok()?;
+    let rest = line.strip_prefix(r#"{"index":{"_index":""#)?;
     let (index, rest) = plain_string(rest)?;
-    let rest = rest.strip_prefix(br#"", "_id": ""#.as_slice())?;
+    let rest = rest.strip_prefix(r#"", "_id": ""#)?;
     let (id, rest) = plain_string(rest)?;
-    (rest == br#""}}"#.as_slice()).then_some((index, id))
+    (rest == r#""}}"#).then_some((index, id))
 }
 
-/// The bytes before the first `"` of `s` if they are printable ASCII other than `\` (so the
-/// JSON string needs no decoding), and the rest from that `"` on.
-fn plain_string(s: &[u8]) -> Option<(&str, &[u8])> {
+/// The text before the first `"` of `s` if it is printable ASCII other than `\` (so the JSON
+/// string needs no decoding; the caller has ruled out DEL), and the rest from that `"` on.
+fn plain_string(s: &str) -> Option<(&str, &str)> {
     // The first `"`, `\\`, control or non-ASCII byte must be the closing quote (a vector search,
-    // not a byte loop: this runs on every action line); DEL is the one other byte to refuse.
-    let end = crate::simd::string_stop(s, 0);
-    if s.get(end) != Some(&b'"') {
+    // not a byte loop: this runs on every action line).
+    let end = crate::simd::string_stop(s.as_bytes(), 0);
+    if s.as_bytes().get(end) != Some(&b'"') {
         return None;
     }
-    let text = &s[..end];
-    if memchr::memchr(0x7f, text).is_some() {
-        return None;
-    }
-    Some((std::str::from_utf8(text).ok()?, &s[end..]))
+    // `end` is at an ASCII byte, so on a character boundary.
+    Some(s.split_at(end))
 }
 
 #[cfg(test)]

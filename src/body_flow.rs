@@ -30,8 +30,10 @@ pub struct BodyFlow {
     declared: Option<u64>,
     /// The validated body of the current attempt, held for replay.
     held: Option<Held>,
-    /// The upstream header of the bulk as first sent (a replay sends it again).
-    head: Option<RequestHeader>,
+    /// The upstream header of the bulk as first sent (a replay sends it again). Boxed: only
+    /// bulks keep one, and every request's state is moved with Pingora's request future (a
+    /// header inline would double the size of that state).
+    head: Option<Box<RequestHeader>>,
     /// This request's mirror to the tee.
     tee: TeeSlot,
     /// ES answered the held bulk with 429/503.
@@ -99,7 +101,7 @@ impl BodyFlow {
                 // megabytes).
                 None => self.held = replayer.hold(self.upstream_len_at_least(up)),
             }
-            self.head = Some(up.clone());
+            self.head = Some(Box::new(up.clone()));
         }
         self.tee.new_attempt();
         if let (Some(tee), true) = (tee, self.tee.is_idle()) {
@@ -254,7 +256,7 @@ impl BodyFlow {
     /// The header and the complete held body to replay.
     pub fn replayable(&self) -> Option<(&RequestHeader, &Held)> {
         let held = self.held.as_ref().filter(|h| h.is_complete())?;
-        Some((self.head.as_ref()?, held))
+        Some((self.head.as_deref()?, held))
     }
 
     /// A replay answered the sensor.

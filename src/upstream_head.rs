@@ -63,6 +63,13 @@ pub fn sensor_header_kept(name: &str) -> bool {
     SENSOR_KEPT.iter().any(|k| k.eq_ignore_ascii_case(name))
 }
 
+/// [`sensor_header_kept`] for a name already in lower case (an `http::HeaderName`): exact
+/// compares, which skip on length, not a case-blind compare byte by byte with each entry (this
+/// runs for every header of every request).
+fn lower_case_header_kept(name: &str) -> bool {
+    SENSOR_KEPT.contains(&name)
+}
+
 /// Whether an `X-Opaque-Id` value is forwarded: bounded and printable ASCII (no control bytes
 /// that could split a log line on the ES side).
 pub fn opaque_id_ok(value: &[u8]) -> bool {
@@ -82,32 +89,40 @@ pub fn rewrite(
     client: Option<IpAddr>,
     change: BodyChange,
 ) -> pingora::Result<()> {
-    let mut drop: Vec<http::HeaderName> = up
+    // The names to drop are collected first (the map cannot change while it is walked). A
+    // sensor sends a handful of headers: a stack array holds them, a Vec any beyond (issue #16:
+    // no allocation per request).
+    let mut few: [Option<http::HeaderName>; 8] = Default::default();
+    let mut n = 0;
+    let mut more = Vec::new();
+    for name in up
         .headers
         .keys()
-        .filter(|n| !sensor_header_kept(n.as_str()))
-        .cloned()
-        .collect();
-    let opaque: Vec<&[u8]> = up
-        .headers
-        .get_all("x-opaque-id")
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
+        .filter(|n| !lower_case_header_kept(n.as_str()))
+    {
+        match few.get_mut(n) {
+            Some(slot) => {
+                *slot = Some(name.clone());
+                n += 1;
+            }
+            None => more.push(name.clone()),
+        }
+    }
+    let mut opaque = up.headers.get_all("x-opaque-id").iter();
     // Absent: nothing to remove (a removal still costs a header-map probe).
-    let forwarded = match opaque.as_slice() {
-        [] => true,
-        [one] => opaque_id_ok(one),
+    let forwarded = match (opaque.next(), opaque.next()) {
+        (None, _) => true,
+        (Some(one), None) => opaque_id_ok(one.as_bytes()),
         _ => false,
     };
+    for name in few.iter().flatten().chain(&more) {
+        up.remove_header(name);
+    }
     if !forwarded {
-        drop.push(http::HeaderName::from_static("x-opaque-id"));
+        up.remove_header("x-opaque-id");
     }
     if change == BodyChange::Inflated {
-        drop.push(http::header::CONTENT_ENCODING);
-    }
-    for name in &drop {
-        up.remove_header(name);
+        up.remove_header(&http::header::CONTENT_ENCODING);
     }
     if change != BodyChange::None {
         up.remove_header(&http::header::CONTENT_LENGTH);
@@ -207,6 +222,7 @@ mod tests {
             assert_eq!(sensor_header_kept(name), *kept, "{name}");
             assert_eq!(sensor_header_kept(&name.to_ascii_lowercase()), *kept);
             assert_eq!(sensor_header_kept(&name.to_ascii_uppercase()), *kept);
+            assert_eq!(lower_case_header_kept(&name.to_ascii_lowercase()), *kept);
         }
     }
 

@@ -376,4 +376,27 @@ mod tests {
         b.push(b"[1]", &p.limits).unwrap();
         assert!(matches!(b.check(&p, "n"), Err(Reject::BadBody(_))));
     }
+
+    #[test]
+    fn a_small_body_in_several_chunks_is_bounded_and_checked_as_one() {
+        let p = Policy::default();
+        let json = route(BodyRule::Json(JsonRule::HistoryDoc));
+        let small = |chunks: &[&[u8]]| {
+            let Ok(Plan::Small(mut b)) = plan(&p, "n", &json, &head(None, Encoding::Identity))
+            else {
+                panic!("not a small-body plan")
+            };
+            for c in chunks {
+                b.push(c, &p.limits)?;
+            }
+            b.check(&p, "n")
+        };
+        assert!(small(&[br#"{"userId""#, br#":"a"}"#]).is_ok());
+        assert!(small(&[br#"{"userId""#, b"", br#":"a"}"#]).is_ok());
+        // Each chunk alone is valid JSON; together they are not.
+        assert!(matches!(small(&[b"[1]", b"[2]"]), Err(Reject::BadBody(_))));
+        // The bound counts every chunk.
+        let half = vec![b' '; p.limits.max_small_body / 2 + 1];
+        assert!(matches!(small(&[&half, &half]), Err(Reject::TooLarge(_))));
+    }
 }

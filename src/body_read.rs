@@ -45,6 +45,11 @@ pub async fn small(
                 if keep {
                     kept.push(chunk);
                 }
+                // Known complete (its Content-Length read): another read would only answer
+                // `None`, through a timer of its own.
+                if session.is_body_done() {
+                    return Ok(kept);
+                }
             }
             Ok(None) => return Ok(kept),
             Err(e) => return Err(Reject::BadBody(format!("reading body: {e}"))),

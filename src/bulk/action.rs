@@ -107,6 +107,27 @@ pub fn check(
     strict: bool,
     max_depth: usize,
 ) -> Result<Action, String> {
+    check_read(line, capture_shape(line), names, strict, max_depth)
+}
+
+/// Capture's exact `index` line read without a JSON tree: `Some((index, id))`, or `None` for
+/// any other bytes (and for a line too long to be an action). Read once per line and handed
+/// to [`check_read`] and to the `create` rewrite.
+pub fn capture_shape(line: &[u8]) -> Option<(&str, &str)> {
+    if line.len() > MAX_ACTION_LINE {
+        return None;
+    }
+    action_line::capture_index_line(line)
+}
+
+/// [`check`] given `capture_shape(line)`.
+pub fn check_read(
+    line: &[u8],
+    shape: Option<(&str, &str)>,
+    names: &IndexNames,
+    strict: bool,
+    max_depth: usize,
+) -> Result<Action, String> {
     if line.len() > MAX_ACTION_LINE {
         return Err(format!("action line longer than {MAX_ACTION_LINE} bytes"));
     }
@@ -114,7 +135,7 @@ pub fn check(
     // building a JSON tree (a tenth of the proxy's time on bulks, issue #7); any other bytes
     // take the full parse below, which reaches the same verdict on this shape.
     if max_depth >= 2 {
-        if let Some((index, id)) = action_line::capture_index_line(line) {
+        if let Some((index, id)) = shape {
             return decide(Op::Index, index, Some(id), names, strict);
         }
     }

@@ -49,31 +49,42 @@ use std::borrow::Cow;
 /// escaping to spare, one byte longer otherwise. `None` if `line` is not an `index` action with
 /// string `_index` and `_id` (the validator admitted it as one, so never in practice).
 pub fn line(line: &[u8]) -> Option<Vec<u8>> {
-    if let Some((index, id)) = action_line::capture_index_line(line) {
+    let mut out = Vec::new();
+    line_into(line, action_line::capture_index_line(line), &mut out).then_some(out)
+}
+
+/// [`line`] appended to `out` (the validator keeps every pending rewrite in one buffer, with
+/// no allocation per line), given capture's exact shape read from `line` already
+/// (`bulk::action::capture_shape`), so each action line is read once. `false` (and `out`
+/// unchanged) where [`line`] says `None`.
+pub fn line_into(line: &[u8], shape: Option<(&str, &str)>, out: &mut Vec<u8>) -> bool {
+    if let Some((index, id)) = shape {
         // Printable ASCII without `"` or `\\`: serde_json writes it as it is.
-        return Some(build(index, id, line.len()));
+        build(index, id, line.len(), out);
+        return true;
     }
     let Ok(Value::Object(top)) = json::parse_strict(line, 2) else {
-        return None;
+        return false;
     };
     let Some(Value::Object(meta)) = top.get("index") else {
-        return None;
+        return false;
     };
     match (meta.get("_index"), meta.get("_id")) {
         (Some(Value::String(index)), Some(Value::String(id))) => {
-            Some(build(&escaped(index), &escaped(id), line.len()))
+            build(&escaped(index), &escaped(id), line.len(), out);
+            true
         }
-        _ => None,
+        _ => false,
     }
 }
 
-/// `{"create":{"_index":I,<pad>"_id":D}}` padded to `len` bytes when it is shorter, from the
-/// texts of `I` and `D` as they go between quotes (already escaped).
-fn build(index: &str, id: &str, len: usize) -> Vec<u8> {
+/// Appends `{"create":{"_index":I,<pad>"_id":D}}` padded to `len` bytes when it is shorter,
+/// from the texts of `I` and `D` as they go between quotes (already escaped).
+fn build(index: &str, id: &str, len: usize, out: &mut Vec<u8>) {
     const HEAD: &str = r#"{"create":{"_index":"#;
     const MID: &str = r#""_id":"#;
     let bare = HEAD.len() + index.len() + 3 + MID.len() + id.len() + 4;
-    let mut out = Vec::with_capacity(bare.max(len));
+    out.reserve(bare.max(len));
     out.extend_from_slice(HEAD.as_bytes());
     out.push(b'"');
     out.extend_from_slice(index.as_bytes());
@@ -83,7 +94,6 @@ fn build(index: &str, id: &str, len: usize) -> Vec<u8> {
     out.push(b'"');
     out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b"\"}}");
-    out
 }
 
 /// The text of `s` between the quotes of a JSON string, as serde_json writes it. Capture's

@@ -48,15 +48,19 @@ struct Lines {
     stats: BulkStats,
     /// Lines of the working buffer (or chunk) that go upstream as other bytes, in order.
     rewrites: Vec<Rewrite>,
+    /// The replacement bytes of the pending `rewrites`, one after the other (one buffer, not
+    /// an allocation per line).
+    rewrite_bytes: Vec<u8>,
 }
 
 /// An action line sent as `create` (`create.rs`): `start..end` (without the `\n`) of the buffer
-/// the line was read from, and what to send instead.
+/// the line was read from, and what to send instead: `rewrite_bytes[from..to]`.
 #[derive(Debug)]
 struct Rewrite {
     start: usize,
     end: usize,
-    bytes: Vec<u8>,
+    from: usize,
+    to: usize,
 }
 
 /// Validates one `_bulk` request body as it streams in; see [`BulkValidator::feed`].
@@ -121,6 +125,7 @@ impl BulkValidator {
                     ..BulkStats::default()
                 },
                 rewrites: Vec::new(),
+                rewrite_bytes: Vec::new(),
             },
             work: Vec::new(),
             gzip: match encoding {
@@ -209,6 +214,7 @@ impl BulkValidator {
         // Nothing held will ever be released; give the memory back now.
         self.work = Vec::new();
         self.lines.rewrites = Vec::new();
+        self.lines.rewrite_bytes = Vec::new();
         if self.original.is_some() {
             self.original = Some(Vec::new());
         }
@@ -404,40 +410,26 @@ impl Lines {
     /// whole, so no rewritten line straddles the end of `head`.
     fn rewritten(&mut self, head: Bytes) -> Bytes {
         let n = head.len();
-        // Collecting no item allocates nothing: the common chunk with no rewrite stays free.
         let split = self.rewrites.partition_point(|r| r.start < n);
-        let now: Vec<Rewrite> = self.rewrites.drain(..split).collect();
+        let out = if split == 0 {
+            head
+        } else {
+            apply(head, &self.rewrites[..split], &self.rewrite_bytes)
+        };
+        self.rewrites.drain(..split);
+        // The bytes of the rewrites still pending move to the front of their buffer.
+        let keep = self
+            .rewrites
+            .first()
+            .map_or(self.rewrite_bytes.len(), |r| r.from);
+        self.rewrite_bytes.drain(..keep);
         for r in &mut self.rewrites {
             r.start -= n;
             r.end -= n;
+            r.from -= keep;
+            r.to -= keep;
         }
-        if now.is_empty() {
-            return head;
-        }
-        if now.iter().all(|r| r.bytes.len() == r.end - r.start) {
-            // Capture's lines: overwrite in place (the buffer is ours alone but for a copy when
-            // Pingora still shares the chunk).
-            let mut m = head
-                .try_into_mut()
-                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-            for r in &now {
-                m[r.start..r.end].copy_from_slice(&r.bytes);
-            }
-            return m.freeze();
-        }
-        let grown: usize = now
-            .iter()
-            .map(|r| r.bytes.len().saturating_sub(r.end - r.start))
-            .sum();
-        let mut out = Vec::with_capacity(n + grown);
-        let mut at = 0;
-        for r in &now {
-            out.extend_from_slice(&head[at..r.start]);
-            out.extend_from_slice(&r.bytes);
-            at = r.end;
-        }
-        out.extend_from_slice(&head[at..]);
-        Bytes::from(out)
+        out
     }
 
     fn too_long(&self, line: u64) -> Reject {
@@ -470,13 +462,28 @@ impl Lines {
                 if self.strict && line.last() == Some(&b'\r') {
                     return Err(self.bad(no, "line ends with CR"));
                 }
-                let a = action::check(line, &self.names, self.strict, self.limits.max_depth)
-                    .map_err(|r| self.bad(no, r))?;
+                let shape = action::capture_shape(line);
+                let a = action::check_read(
+                    line,
+                    shape,
+                    &self.names,
+                    self.strict,
+                    self.limits.max_depth,
+                )
+                .map_err(|r| self.bad(no, r))?;
                 if a.as_create {
-                    let bytes = create::line(line)
-                        .ok_or_else(|| self.bad(no, "action line cannot be sent as create"))?;
+                    let from = self.rewrite_bytes.len();
+                    if !create::line_into(line, shape, &mut self.rewrite_bytes) {
+                        return Err(self.bad(no, "action line cannot be sent as create"));
+                    }
+                    let to = self.rewrite_bytes.len();
                     let end = start + line.len();
-                    self.rewrites.push(Rewrite { start, end, bytes });
+                    self.rewrites.push(Rewrite {
+                        start,
+                        end,
+                        from,
+                        to,
+                    });
                 }
                 self.stats.actions += 1;
                 self.stats.actions_without_id += u64::from(!a.with_id);
@@ -537,4 +544,33 @@ fn concat(chunks: Vec<Bytes>) -> Bytes {
 /// Empty or only JSON whitespace (what ES itself skips where it expects an action).
 fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+/// `head` with the rewrites `now` (all inside it, in order) applied, their bytes taken from
+/// `bytes`.
+fn apply(head: Bytes, now: &[Rewrite], bytes: &[u8]) -> Bytes {
+    if now.iter().all(|r| r.to - r.from == r.end - r.start) {
+        // Capture's lines: overwrite in place (the buffer is ours alone but for a copy when
+        // Pingora still shares the chunk).
+        let mut m = head
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        for r in now {
+            m[r.start..r.end].copy_from_slice(&bytes[r.from..r.to]);
+        }
+        return m.freeze();
+    }
+    let grown: usize = now
+        .iter()
+        .map(|r| (r.to - r.from).saturating_sub(r.end - r.start))
+        .sum();
+    let mut out = Vec::with_capacity(head.len() + grown);
+    let mut at = 0;
+    for r in now {
+        out.extend_from_slice(&head[at..r.start]);
+        out.extend_from_slice(&bytes[r.from..r.to]);
+        at = r.end;
+    }
+    out.extend_from_slice(&head[at..]);
+    Bytes::from(out)
 }

@@ -232,3 +232,53 @@ fn only_allowlisted_headers_reach_es_and_the_tee_in_strict_mode() {
 fn only_allowlisted_headers_reach_es_and_the_tee_in_lax_mode() {
     check_mode(false);
 }
+
+/// The target ES gets is the canonical one that was checked: re-encoded when the sensor's was
+/// not canonical, the very bytes received when it was (esproxy then keeps Pingora's copy).
+#[test]
+fn es_gets_the_canonical_target_whether_or_not_the_sensor_sent_it() {
+    let primary = Recorder::start();
+    let tee = Recorder::start();
+    let p = Proxy::start(&ini(&primary, &tee, true), "default");
+    let auth = basic(AUTH);
+    let stats = br#"{"ver": "6.7.1","nodeName": "toronto01","hostname": "vm","interval": 1,"currentTime": 1}"#;
+    let cases: [(&str, &str, &[u8], &str); 4] = [
+        (
+            "GET",
+            "/_cat/health?%66ormat=%6Ason",
+            b"",
+            "/_cat/health?format=json",
+        ),
+        (
+            "GET",
+            "/_cat/health?format=json",
+            b"",
+            "/_cat/health?format=json",
+        ),
+        (
+            "POST",
+            "/arkime_stats/_doc/toronto01?version_type=external&version=%37",
+            stats,
+            "/arkime_stats/_doc/toronto01?version_type=external&version=7",
+        ),
+        (
+            "POST",
+            "/arkime_stats/_doc/toronto01?version_type=external&version=8",
+            stats,
+            "/arkime_stats/_doc/toronto01?version_type=external&version=8",
+        ),
+    ];
+    for (method, sent, body, _) in &cases {
+        let r = p.req_h(method, sent, &[("Authorization", auth.as_str())], body);
+        assert_eq!(r.status, 200, "{method} {sent}: {}", r.text());
+    }
+    let got: Vec<String> = proxied(&primary)
+        .iter()
+        .map(|s| s.head[0].clone())
+        .collect();
+    let want: Vec<String> = cases
+        .iter()
+        .map(|(m, _, _, canonical)| format!("{m} {canonical} HTTP/1.1"))
+        .collect();
+    assert_eq!(got, want);
+}

@@ -60,19 +60,24 @@ impl<'a> Target<'a> {
             Cow::Borrowed(raw_path)
         };
         if path != "/" {
-            // `..` anywhere in a segment, not only as a whole dot segment (SPEC §7 lists `..`
-            // among what is refused): no id capture or the viewer writes has one, and servers
-            // differ on segments like `..;` or `..&`. A `..` cannot span a `/`, so one pass over
-            // the whole path finds it in any segment.
-            if path.as_bytes().windows(2).any(|w| w == b"..") {
-                return Err(bad("dot segment"));
-            }
-            for seg in path[1..].split('/') {
-                match seg {
-                    "" => return Err(bad("empty path segment")),
-                    "." => return Err(bad("dot segment")),
+            // One pass over pairs of bytes (the path starts with `/`): an empty segment is `//`
+            // or a trailing `/`, a dot segment `/.` before a `/` or the end. `..` anywhere in a
+            // segment is refused too, not only as a whole dot segment (SPEC §7 lists `..` among
+            // what is refused): no id capture or the viewer writes has one, and servers differ
+            // on segments like `..;` or `..&`.
+            let b = path.as_bytes();
+            for i in 1..b.len() {
+                match (b[i - 1], b[i]) {
+                    (b'/', b'/') => return Err(bad("empty path segment")),
+                    (b'.', b'.') => return Err(bad("dot segment")),
+                    (b'/', b'.') if b.get(i + 1).is_none_or(|&c| c == b'/') => {
+                        return Err(bad("dot segment"))
+                    }
                     _ => {}
                 }
+            }
+            if b.ends_with(b"/") {
+                return Err(bad("empty path segment"));
             }
         }
         Ok(Target { path, query })
@@ -214,6 +219,9 @@ mod tests {
             "/arkime_stats/../_bulk",
             "/arkime_stats/./_stats",
             "/arkime_stats/_doc/..",
+            "/arkime_stats/_doc/.",
+            "/.",
+            "/./_cat/health",
             // `..` inside a segment (found by the fixpoint property: `..&` was forwarded)
             "/arkime_users/_doc/..&",
             "/arkime_users/_doc/..%26",

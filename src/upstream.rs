@@ -82,6 +82,14 @@ pub enum UpstreamError {
         /// What is wrong.
         reason: String,
     },
+    /// A `Host` or credential value that cannot be an HTTP header value (a control character).
+    #[error("elasticsearch URL {url}: its {header} value is not a valid HTTP header value (control character or non-visible byte); fix the URL or the credential setting")]
+    HeaderValue {
+        /// The URL as configured (without credentials).
+        url: String,
+        /// `Host` or `Authorization`.
+        header: &'static str,
+    },
 }
 
 /// One configured URL: the facts every address of its name shares.
@@ -92,7 +100,10 @@ struct Target {
     /// The host is an IP literal: its one address never changes.
     literal: Option<IpAddr>,
     host_header: String,
-    authorization: Option<String>,
+    /// `host_header` and our credentials as header values, built once per configuration so a
+    /// request only clones them (issue #16).
+    host_value: http::HeaderValue,
+    authorization: Option<http::HeaderValue>,
     /// Connection settings (timeouts, CA, verification, client certificate) for its members.
     options: pingora::upstreams::peer::PeerOptions,
     client_cert: Option<Arc<CertKey>>,
@@ -173,8 +184,8 @@ impl Member {
     }
 
     /// The `Authorization` value to send to this member, if any.
-    pub fn authorization(&self) -> Option<&str> {
-        self.target.authorization.as_deref()
+    pub fn authorization(&self) -> Option<&http::HeaderValue> {
+        self.target.authorization.as_ref()
     }
 }
 
@@ -282,6 +293,20 @@ impl Pool {
             if let Some(ca) = &ca {
                 options.ca = Some(ca.clone());
             }
+            let bad = |header| UpstreamError::HeaderValue {
+                url: format!(
+                    "{}://{}",
+                    if url.https { "https" } else { "http" },
+                    url.authority()
+                ),
+                header,
+            };
+            let host_value =
+                http::HeaderValue::from_str(&url.authority()).map_err(|_| bad("Host"))?;
+            let authorization = up
+                .authorization_for(url)
+                .map(|a| http::HeaderValue::from_str(a).map_err(|_| bad("Authorization")))
+                .transpose()?;
             targets.push(Arc::new(Target {
                 name: format!(
                     "{}://{}",
@@ -291,7 +316,8 @@ impl Pool {
                 literal: url.host.parse().ok(),
                 url: url.clone(),
                 host_header: url.authority(),
-                authorization: up.authorization_for(url).map(str::to_string),
+                host_value,
+                authorization,
                 options,
                 client_cert: client_cert.clone(),
                 resolve_failures: AtomicU64::new(0),
@@ -355,6 +381,7 @@ impl Pool {
                 url: old.url.clone(),
                 literal: old.literal,
                 host_header: old.host_header.clone(),
+                host_value: old.host_value.clone(),
                 authorization: old.authorization.clone(),
                 options,
                 client_cert: old.client_cert.clone(),
@@ -387,28 +414,28 @@ impl Pool {
     /// send ourselves re-prepares it for the member it goes to).
     pub fn prepare_header_default(&self, req: &mut RequestHeader) -> pingora::Result<()> {
         let t = &self.targets[0];
-        self.prepare_with(t.authorization.as_deref(), &t.host_header, req)
+        self.prepare_with(t.authorization.as_ref(), &t.host_value, req)
     }
 
     /// Puts this member's `Host` and our credentials for it on an upstream request, in place of
     /// whatever the sensor sent.
     pub fn prepare_header(&self, m: &Member, req: &mut RequestHeader) -> pingora::Result<()> {
-        self.prepare_with(m.authorization(), m.host_header(), req)
+        self.prepare_with(m.authorization(), &m.target.host_value, req)
     }
 
     fn prepare_with(
         &self,
-        authorization: Option<&str>,
-        host: &str,
+        authorization: Option<&http::HeaderValue>,
+        host: &http::HeaderValue,
         req: &mut RequestHeader,
     ) -> pingora::Result<()> {
         req.remove_header(&http::header::AUTHORIZATION);
         req.remove_header(&http::header::PROXY_AUTHORIZATION);
         // A signed cluster gets no Authorization of ours: the signature replaces it.
         if let Some(a) = authorization.filter(|_| self.signer.is_none()) {
-            req.insert_header(http::header::AUTHORIZATION, a)?;
+            req.insert_header(http::header::AUTHORIZATION, a.clone())?;
         }
-        req.insert_header(http::header::HOST, host)?;
+        req.insert_header(http::header::HOST, host.clone())?;
         Ok(())
     }
 
@@ -634,7 +661,7 @@ impl Pool {
         let Ok(mut req) = RequestHeader::build("GET", self.health_path.as_bytes(), None) else {
             return false;
         };
-        let _ = req.insert_header("Host", m.host_header());
+        let _ = req.insert_header(http::header::HOST, m.target.host_value.clone());
         match &self.signer {
             Some(signer) => {
                 if let Err(e) = signer.sign(&mut req, &[]).await {
@@ -644,7 +671,7 @@ impl Pool {
             }
             None => {
                 if let Some(a) = m.authorization() {
-                    let _ = req.insert_header("Authorization", a);
+                    let _ = req.insert_header(http::header::AUTHORIZATION, a.clone());
                 }
             }
         }
@@ -806,6 +833,19 @@ mod tests {
             port,
             authorization: None,
         }
+    }
+
+    #[test]
+    fn a_credential_that_cannot_be_a_header_value_is_refused_at_load() {
+        let mut up = upstream(vec![url("127.0.0.1", 9201)]);
+        up.authorization = Some("ApiKey k\nX-Injected: 1".into());
+        let e = Pool::new(&up, "es").err().expect("refused").to_string();
+        assert!(
+            e.contains("Authorization") && e.contains("127.0.0.1:9201"),
+            "{e}"
+        );
+        up.authorization = Some("ApiKey k".into());
+        assert!(Pool::new(&up, "es").is_ok());
     }
 
     fn ids(pool: &Pool) -> Vec<u64> {

@@ -129,10 +129,9 @@ pub fn rewrite(
         up.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
     }
     if let Some(ip) = client {
-        up.insert_header(
-            http::header::HeaderName::from_static("x-forwarded-for"),
-            address_value(ip),
-        )?;
+        // A `&'static str` name is borrowed as it is; an `http::HeaderName` that is not one of
+        // the standard ones Pingora titles would be copied into a new buffer first (issue #16).
+        up.insert_header("X-Forwarded-For", address_value(ip))?;
     }
     Ok(())
 }

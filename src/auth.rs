@@ -120,6 +120,8 @@ struct Entry {
     sensor: Sensor,
     /// HMAC tag of the configured password, computed once.
     tag: Option<[u8; 32]>,
+    /// Its metric series, kept with this sensor set (a reload starts new ones).
+    series: Arc<crate::metrics::SensorSeries>,
 }
 
 /// Every configured sensor, ready for [`authenticate`].
@@ -150,7 +152,15 @@ impl Sensors {
                     t.copy_from_slice(hmac::sign(&key, p.as_bytes()).as_ref());
                     t
                 });
-                (name, Entry { sensor, tag })
+                let series = Arc::default();
+                (
+                    name,
+                    Entry {
+                        sensor,
+                        tag,
+                        series,
+                    },
+                )
             })
             .collect();
         Sensors {
@@ -163,6 +173,11 @@ impl Sensors {
     /// The sensor called `name`, if configured.
     pub fn get(&self, name: &str) -> Option<&Sensor> {
         self.map.get(name).map(|e| &e.sensor)
+    }
+
+    /// The metric series of the sensor called `name`, if configured.
+    pub fn series(&self, name: &str) -> Option<&crate::metrics::SensorSeries> {
+        self.map.get(name).map(|e| &*e.series)
     }
 
     /// Number of sensors.

@@ -23,7 +23,7 @@ use prometheus::{
 };
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The label used for every sensor name that is not configured (and for unauthenticated
@@ -407,10 +407,76 @@ pub struct Finished<'a> {
     pub upstream_sent: Option<usize>,
 }
 
+/// One configured sensor's labelled per-request series, looked up on its first request and
+/// kept with the sensor set they belong to (a reload builds a new set, so new ones), so a known
+/// sensor's request does not hash its labels again (issue #16). Bounded like the labels: one per
+/// configured sensor, and in it one per method label, route label and status label seen.
+#[derive(Default)]
+pub struct SensorSeries {
+    /// `esproxy_request_body_bytes_total` and `esproxy_response_body_bytes_total`.
+    bytes: OnceLock<(IntCounter, IntCounter)>,
+    /// `esproxy_requests_total`, by (method label, route label, status or 0 for "none").
+    requests: Mutex<Vec<(RequestKey, IntCounter)>>,
+}
+
+/// The labels of `esproxy_requests_total` besides the sensor: method, route, status (0: "none").
+type RequestKey = (&'static str, &'static str, u16);
+
+impl std::fmt::Debug for SensorSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SensorSeries")
+    }
+}
+
 /// Records one finished request (called once per request, from `logging`).
 pub fn request_finished(f: &Finished) {
     let m = &*METRICS;
-    let sensor = sensor_label(f.sensor);
+    let snap = SNAPSHOT.load();
+    let current = snap.as_ref().map(|s| s.load());
+    let known = f
+        .sensor
+        .and_then(|n| Some((n, current.as_ref()?.sensors.series(n)?)));
+    let Some((name, series)) = known else {
+        return request_finished_by_labels(f, UNKNOWN_SENSOR);
+    };
+    let (received, sent) = series.bytes.get_or_init(|| {
+        (
+            m.received_bytes.with_label_values(&[name]),
+            m.sent_bytes.with_label_values(&[name]),
+        )
+    });
+    received.inc_by(f.received as u64);
+    sent.inc_by(f.sent as u64);
+    let method = method_label(f.method);
+    let route = f.route.unwrap_or("none");
+    let status = if (100..600).contains(&f.status) {
+        f.status
+    } else {
+        0
+    };
+    let mut requests = series.requests.lock().unwrap_or_else(|p| p.into_inner());
+    match requests.iter().find(|(k, _)| *k == (method, route, status)) {
+        Some((_, c)) => c.inc(),
+        None => {
+            let c = m.requests.with_label_values(&[
+                name,
+                method,
+                route,
+                status_label(status, &mut [0; 3]),
+            ]);
+            c.inc();
+            requests.push(((method, route, status), c));
+        }
+    }
+    drop(requests);
+    if let Some(n) = f.upstream_sent {
+        m.upstream_sent_bytes.inc_by(n as u64);
+    }
+}
+
+/// [`request_finished`] for a request without a configured sensor: every label looked up.
+fn request_finished_by_labels(f: &Finished, sensor: &str) {
+    let m = &*METRICS;
     m.requests
         .with_label_values(&[
             sensor,
@@ -726,6 +792,49 @@ mod tests {
         assert_eq!(sensor_label(Some("toronto01")), "toronto01");
         assert_eq!(sensor_label(Some("attacker-made-this-up")), UNKNOWN_SENSOR);
         assert_eq!(sensor_label(None), UNKNOWN_SENSOR);
+    }
+
+    #[test]
+    fn a_known_sensor_counts_through_its_kept_series() {
+        let ini = "[default]\nelasticsearch=http://127.0.0.1:9200\n\
+                   [esproxy-sensors]\ntoronto01=pass:x;ip:192.0.2.1\n";
+        let (cfg, _) =
+            crate::config::Config::from_str(ini, std::path::Path::new("t.ini"), None).unwrap();
+        let snap = Arc::new(ArcSwap::from_pointee(crate::reload::snapshot(&cfg)));
+        watch_snapshot(snap.clone());
+        let finish = |status| {
+            request_finished(&Finished {
+                sensor: Some("toronto01"),
+                method: &Method::GET,
+                route: Some("kept-series-test"),
+                status,
+                received: 3,
+                sent: 4,
+                upstream_sent: None,
+            })
+        };
+        for status in [200, 200, 0, 700] {
+            finish(status);
+        }
+        let t = text();
+        let count = |status: &str| {
+            t.lines()
+                .find(|l| {
+                    l.starts_with("esproxy_requests_total{")
+                        && l.contains(r#"route="kept-series-test""#)
+                        && l.contains(r#"sensor="toronto01""#)
+                        && l.contains(&format!(r#"status="{status}""#))
+                })
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        };
+        assert_eq!(count("200"), Some(2), "{t}");
+        assert_eq!(count("none"), Some(2), "{t}");
+        // Statuses outside 100..600 share the one "none" entry: the kept list stays bounded.
+        let kept = snap.load();
+        let series = kept.sensors.series("toronto01").unwrap();
+        let entries = series.requests.lock().unwrap();
+        let ours = entries.iter().filter(|(k, _)| k.1 == "kept-series-test");
+        assert_eq!(ours.count(), 2);
     }
 
     #[test]

@@ -65,6 +65,12 @@ impl Recorder {
                     let mut on_conn = 0;
                     loop {
                         on_conn += 1;
+                        // The slot is taken when the request's first byte is here, not while
+                        // waiting for it: an idle pooled connection must not hold a place in
+                        // the order ahead of a request that arrives first on another one.
+                        if !matches!(r.fill_buf(), Ok(b) if !b.is_empty()) {
+                            return;
+                        }
                         let slot = {
                             let mut s = seen.lock().unwrap();
                             s.push(Recorded::default());

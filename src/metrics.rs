@@ -775,6 +775,15 @@ mod tests {
         String::from_utf8(render(None, None)).unwrap()
     }
 
+    /// A sensor set of one configured sensor, `toronto01`.
+    fn toronto01_only() -> Arc<ArcSwap<Snapshot>> {
+        let ini = "[default]\nelasticsearch=http://127.0.0.1:9200\n\
+                   [esproxy-sensors]\ntoronto01=pass:x;ip:192.0.2.1\n";
+        let (cfg, _) =
+            crate::config::Config::from_str(ini, std::path::Path::new("t.ini"), None).unwrap();
+        Arc::new(ArcSwap::from_pointee(crate::reload::snapshot(&cfg)))
+    }
+
     #[test]
     fn every_metric_registers_without_a_name_clash() {
         let _ = &*METRICS;
@@ -783,12 +792,7 @@ mod tests {
 
     #[test]
     fn unconfigured_sensor_names_share_one_label() {
-        let ini = "[default]\nelasticsearch=http://127.0.0.1:9200\n\
-                   [esproxy-sensors]\ntoronto01=pass:x;ip:192.0.2.1\n";
-        let (cfg, _) =
-            crate::config::Config::from_str(ini, std::path::Path::new("t.ini"), None).unwrap();
-        let snap = Arc::new(ArcSwap::from_pointee(crate::reload::snapshot(&cfg)));
-        watch_snapshot(snap);
+        watch_snapshot(toronto01_only());
         assert_eq!(sensor_label(Some("toronto01")), "toronto01");
         assert_eq!(sensor_label(Some("attacker-made-this-up")), UNKNOWN_SENSOR);
         assert_eq!(sensor_label(None), UNKNOWN_SENSOR);
@@ -796,11 +800,7 @@ mod tests {
 
     #[test]
     fn a_known_sensor_counts_through_its_kept_series() {
-        let ini = "[default]\nelasticsearch=http://127.0.0.1:9200\n\
-                   [esproxy-sensors]\ntoronto01=pass:x;ip:192.0.2.1\n";
-        let (cfg, _) =
-            crate::config::Config::from_str(ini, std::path::Path::new("t.ini"), None).unwrap();
-        let snap = Arc::new(ArcSwap::from_pointee(crate::reload::snapshot(&cfg)));
+        let snap = toronto01_only();
         watch_snapshot(snap.clone());
         let finish = |status| {
             request_finished(&Finished {

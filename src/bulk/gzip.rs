@@ -24,11 +24,22 @@
 //!   Inflated bodies: what goes upstream is the bytes every line check passed. Bodies stored
 //!   and forwarded compressed (lax): ES's own zlib inflater refuses such a stream whole, so it
 //!   cannot read lines other than the ones checked here.
+//!
+//! Whole-body output buffers ([`OutBuf`]) are recycled: libdeflate writes into an initialised
+//! slice, and zeroing a fresh megabyte for it costs about as much as 2% of inflating and
+//! checking that megabyte (it also evicts the cache lines libdeflate is about to write). A
+//! buffer given back is kept for the next inflate when it is at most [`SPARE_MAX_BYTES`] and
+//! fewer than [`SPARE_BUFFERS`] are kept: at most 8 MiB of idle buffers, outside the inflate
+//! budget (they belong to no request), sized for capture's bulks (`dbBulkSize` defaults to
+//! 1 MB). No pooling crate fits buffers that travel inside a [`bytes::Bytes`] and come back
+//! when its last copy drops, so this is a vector under a mutex taken twice per gzip bulk.
 
 use crate::policy::Limits;
 use crate::reject::Reject;
 use flate2::{Decompress, FlushDecompress, Status};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Bytes currently held by whole-body inflates in this process (compressed bodies waiting for
 /// their end, and their inflated output until it is dropped), against `esProxyInflateBudget`.
@@ -91,7 +102,7 @@ impl Drop for Grant {
 pub enum Whole {
     /// The inflated body, exactly what [`Inflater`] would have produced, and the budget its
     /// buffer takes (keep it as long as the buffer lives).
-    Inflated(Vec<u8>, Grant),
+    Inflated(OutBuf, Grant),
     /// Not decided here: run the body through [`Inflater`] (the reason is for tests and logs).
     Fallback(&'static str),
 }
@@ -120,8 +131,11 @@ pub fn inflate_whole(body: &[u8], limits: &Limits, held: &Grant) -> Whole {
     let Some(grant) = held.more(size) else {
         return Whole::Fallback("budget taken");
     };
-    let mut out = vec![0u8; size];
-    match libdeflater::Decompressor::new().gzip_decompress(body, &mut out) {
+    // Read only after libdeflate wrote all `size` bytes (`n == size` below): a spare's old
+    // bytes never leave this function.
+    let mut out = SPARES.out_buf(size);
+    let inflated = DECOMPRESSOR.with_borrow_mut(|d| d.gzip_decompress(body, &mut out));
+    match inflated {
         Ok(n) if n == size => {}
         _ => return Whole::Fallback("libdeflate refused"),
     }
@@ -132,6 +146,95 @@ pub fn inflate_whole(body: &[u8], limits: &Limits, held: &Grant) -> Whole {
         return Whole::Fallback("ISIZE bytes inside the body");
     }
     Whole::Inflated(out, grant)
+}
+
+thread_local! {
+    /// libdeflate's decompressor holds no state between calls: one per thread, not one
+    /// allocation per body.
+    static DECOMPRESSOR: RefCell<libdeflater::Decompressor> =
+        RefCell::new(libdeflater::Decompressor::new());
+}
+
+/// Spare output buffers kept at most (module docs).
+pub const SPARE_BUFFERS: usize = 2;
+/// Largest output buffer kept as a spare (module docs).
+pub const SPARE_MAX_BYTES: usize = 4 << 20;
+
+/// Output buffers given back, for the next whole-body inflate (module docs).
+#[derive(Debug, Default)]
+pub struct Spares(Mutex<Vec<Vec<u8>>>);
+
+/// The process's spares.
+static SPARES: Spares = Spares::new();
+
+impl Spares {
+    /// No spare yet.
+    pub const fn new() -> Spares {
+        Spares(Mutex::new(Vec::new()))
+    }
+
+    /// How many spare buffers are kept now.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether none is kept now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A buffer of `len` bytes that goes back to these spares when dropped. Its content is
+    /// unspecified (a spare's old bytes; only bytes past its old length are zeroed): the caller
+    /// uses it only once every byte was written.
+    pub fn out_buf(&'static self, len: usize) -> OutBuf {
+        let spare = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut v = spare.unwrap_or_default();
+        v.resize(len, 0);
+        OutBuf { v, home: self }
+    }
+
+    fn give_back(&self, v: Vec<u8>) {
+        if v.capacity() == 0 || v.capacity() > SPARE_MAX_BYTES {
+            return;
+        }
+        let mut spare = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_BUFFERS {
+            spare.push(v);
+        }
+    }
+}
+
+/// The output buffer of a whole-body inflate: its bytes are the inflated body, and it goes back
+/// to its spares when dropped (module docs).
+#[derive(Debug)]
+pub struct OutBuf {
+    v: Vec<u8>,
+    home: &'static Spares,
+}
+
+impl std::ops::Deref for OutBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.v
+    }
+}
+
+impl std::ops::DerefMut for OutBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.v
+    }
+}
+
+impl AsRef<[u8]> for OutBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.v
+    }
+}
+
+impl Drop for OutBuf {
+    fn drop(&mut self) {
+        self.home.give_back(std::mem::take(&mut self.v));
+    }
 }
 
 /// Output space added per inflate call; the buffer grows geometrically beyond that.
@@ -398,7 +501,7 @@ mod tests {
     fn agree(body: &[u8], limits: &Limits) -> Whole {
         let w = inflate_whole(body, limits, &held(body.len()));
         if let Whole::Inflated(out, _) = &w {
-            assert_eq!(streamed(body, limits).as_ref().ok(), Some(out));
+            assert_eq!(streamed(body, limits).as_deref().ok(), Some(&out[..]));
         }
         w
     }
@@ -419,7 +522,7 @@ mod tests {
         let Whole::Inflated(out, grant) = agree(&gz(&data), &Limits::default()) else {
             panic!("a plain member falls back")
         };
-        assert_eq!(out, data);
+        assert_eq!(&out[..], &data[..]);
         assert_eq!(grant.n, data.len());
     }
 
@@ -455,6 +558,59 @@ mod tests {
         // Truncated, not gzip.
         fallback(&good[..n - 1], &l);
         fallback(b"{\"index\":{}}\n", &l);
+    }
+
+    #[test]
+    fn output_buffers_come_back_as_spares_within_both_bounds() {
+        let spares: &'static Spares = Box::leak(Box::new(Spares::new()));
+        let mut a = spares.out_buf(1000);
+        a.fill(7);
+        let b = spares.out_buf(10);
+        assert!(spares.is_empty());
+        drop(a);
+        drop(b);
+        assert_eq!(spares.len(), 2);
+        // Taken again at another length: exactly that length, the old bytes kept only where
+        // the caller overwrites them anyway.
+        let c = spares.out_buf(2000);
+        assert_eq!(c.len(), 2000);
+        let d = spares.out_buf(5);
+        assert_eq!(d.len(), 5);
+        assert!(spares.is_empty());
+        // Never more than SPARE_BUFFERS, never one over SPARE_MAX_BYTES.
+        let e = spares.out_buf(1);
+        drop((c, d, e));
+        assert_eq!(spares.len(), SPARE_BUFFERS);
+        let big = spares.out_buf(SPARE_MAX_BYTES + 1);
+        let left = spares.len();
+        drop(big);
+        assert_eq!(spares.len(), left);
+        let f = spares.out_buf(1);
+        let g = spares.out_buf(1);
+        assert!(spares.is_empty());
+        drop((f, g));
+        let (f, g) = (spares.out_buf(1), spares.out_buf(1));
+        assert!(spares.is_empty());
+        drop(spares.out_buf(SPARE_MAX_BYTES + 1));
+        assert!(spares.is_empty());
+        drop((f, g));
+        assert_eq!(spares.len(), SPARE_BUFFERS);
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_only_the_new_body() {
+        // Bodies inflated one after the other, bigger then smaller then bigger: each output
+        // is exactly its own body (a spare's old bytes never show).
+        for data in [
+            b"first body, the longest of them all\n".repeat(3000),
+            b"second\n".repeat(10),
+            b"third body\n".repeat(2000),
+        ] {
+            let Whole::Inflated(out, _) = agree(&gz(&data), &Limits::default()) else {
+                panic!("a plain member falls back")
+            };
+            assert_eq!(&out[..], &data[..]);
+        }
     }
 
     #[test]
@@ -537,7 +693,7 @@ mod tests {
         fn both_inflaters_agree_on_valid_members((data, body) in member()) {
             let l = Limits::default();
             match agree(&body, &l) {
-                Whole::Inflated(out, _) => prop_assert_eq!(out, data),
+                Whole::Inflated(out, _) => prop_assert_eq!(&out[..], &data[..]),
                 // The ISIZE bytes may occur in the body by chance (an empty member always).
                 Whole::Fallback(why) => prop_assert_eq!(why, "ISIZE bytes inside the body"),
             }

@@ -986,6 +986,25 @@ fn whole_body_inflate_releases_nothing_before_the_end_then_the_streamed_bytes() 
 }
 
 #[test]
+fn whole_body_inflate_builds_anew_a_body_whose_create_lines_grow() {
+    // No space to drop in the action line: its `create` is one byte longer, so the inflated
+    // body cannot be rewritten in place.
+    let compact = ACTION.replace(", \"_id\": ", ",\"_id\":");
+    assert_eq!(compact.len() + 2, ACTION.len());
+    let body = format!("{compact}\n{}\n", doc(SENSOR)).repeat(30) + &pair(SENSOR).repeat(30);
+    let g = gz(body.as_bytes());
+    let v = whole_validator(&strict(), budget(), 1 << 30, g.len());
+    let (r, out) = feed_all(v, &[&g]);
+    assert_eq!(r, Ok(()));
+    let streamed = validate_all(&strict(), SENSOR, BodyEncoding::Gzip, &g).unwrap();
+    assert!(out == streamed, "whole and streamed bodies differ");
+    assert_eq!(out.len(), body.len() + 30);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches("{\"create\":{").count(), 60);
+    assert!(!text.contains("{\"index\":"));
+}
+
+#[test]
 fn whole_body_inflate_without_room_for_the_output_streams_the_held_chunks() {
     let body = pair(SENSOR).repeat(50);
     let g = gz(body.as_bytes());

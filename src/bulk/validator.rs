@@ -252,7 +252,7 @@ impl BulkValidator {
         let HeldWhole { chunks, grant } = held;
         let body = concat(chunks.clone());
         match gzip::inflate_whole(&body, &self.lines.limits, &grant) {
-            Whole::Inflated(buf, out_grant) => {
+            Whole::Inflated(mut buf, out_grant) => {
                 drop(body);
                 self.lines.process(&buf)?;
                 self.lines.finish(&buf)?;
@@ -264,9 +264,16 @@ impl BulkValidator {
                     self.original = Some(Vec::new());
                     return Ok(concat(original));
                 }
-                let mut head = Bytes::from(buf);
+                // The buffer is ours alone: capture's rewrites go in place, and the buffer goes
+                // back to the spares once the last copy of the bytes is dropped.
+                let in_place = self.lines.rewrite_in_place(&mut buf[..n]);
+                let mut head = Bytes::from_owner(buf);
                 head.truncate(n);
-                let bytes = self.lines.rewritten(head);
+                let bytes = if in_place {
+                    head
+                } else {
+                    self.lines.rewritten(head)
+                };
                 Ok(Bytes::from_owner(Budgeted {
                     bytes,
                     _grants: (grant, out_grant),
@@ -430,6 +437,25 @@ impl Lines {
             r.to -= keep;
         }
         out
+    }
+
+    /// Applies every pending rewrite to `buf`, the whole released body, when each keeps its
+    /// line's length (capture's lines); otherwise changes nothing and answers false (then
+    /// [`Lines::rewritten`] builds the body anew).
+    fn rewrite_in_place(&mut self, buf: &mut [u8]) -> bool {
+        let fits = self
+            .rewrites
+            .iter()
+            .all(|r| r.to - r.from == r.end - r.start && r.end <= buf.len());
+        if !fits {
+            return false;
+        }
+        for r in &self.rewrites {
+            buf[r.start..r.end].copy_from_slice(&self.rewrite_bytes[r.from..r.to]);
+        }
+        self.rewrites.clear();
+        self.rewrite_bytes.clear();
+        true
     }
 
     fn too_long(&self, line: u64) -> Reject {

@@ -215,6 +215,7 @@ impl ProxyHttp for EsProxy {
         if let Some(t) = &ctx.conn {
             t.admitted(session);
         }
+        crate::upstream_head::drop_name_case(session.req_header_mut());
         // SigV4 hashes the body: it is sent whole, by us, not streamed by Pingora.
         if self.pool.signer().is_some() {
             return Box::pin(self.forward_signed(session, ctx)).await;

@@ -127,6 +127,22 @@ pub fn rewrite(
     Ok(())
 }
 
+/// Forgets the letter case the sensor wrote its header names in, once the request is admitted.
+/// Pingora keeps a second, case-preserving map of names beside the headers; the upstream head
+/// is a copy of this one, and every removal and insertion on it touches both maps. Without it
+/// Pingora writes standard names title-cased and others in lower case (header names are
+/// case-insensitive to ES and to HTTP). The target becomes the URI's own form: the request
+/// was classified on the bytes received, and the upstream head is given the route's canonical
+/// target ([`crate::proxy`]).
+pub fn drop_name_case(h: &mut RequestHeader) {
+    if !h.has_case() {
+        return;
+    }
+    let empty = RequestHeader::from(http::Request::new(()).into_parts().0);
+    let parts = http::request::Parts::from(std::mem::replace(h, empty));
+    *h = RequestHeader::from(parts);
+}
+
 /// `ip` as a header value, as `Display` writes it. Hand-written for IPv4 (every request of a
 /// sensor writes one): `Display` goes through the formatting machinery, about 1,300
 /// instructions against under 100 here (issue #16).
@@ -244,6 +260,50 @@ mod tests {
         n.sort();
         n.dedup();
         n
+    }
+
+    #[test]
+    fn dropping_name_case_keeps_every_header_value_and_the_request_line() {
+        let mut h = RequestHeader::build(
+            "POST",
+            b"/sessions3-*/_search?rest_total_hits_as_int=true",
+            None,
+        )
+        .unwrap();
+        for (name, value) in [
+            ("Content-Type", "application/json"),
+            ("X-Opaque-ID", "a"),
+            ("x-opaque-id", "b"),
+            ("USER-AGENT", "arkime"),
+        ] {
+            h.append_header(name.to_string(), value).unwrap();
+        }
+        assert!(h.has_case());
+        let before: Vec<(String, Vec<u8>)> = h
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        drop_name_case(&mut h);
+        assert!(!h.has_case());
+        let after: Vec<(String, Vec<u8>)> = h
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(after, before, "same names, values and order");
+        assert_eq!(h.method, http::Method::POST);
+        assert_eq!(
+            h.raw_path(),
+            b"/sessions3-*/_search?rest_total_hits_as_int=true"
+        );
+        assert_eq!(h.version, http::Version::HTTP_11);
+        // Later edits work on the one map left.
+        h.remove_header("x-opaque-id");
+        h.insert_header("Host", "es").unwrap();
+        assert_eq!(names(&h), ["content-type", "host", "user-agent"]);
+        drop_name_case(&mut h);
+        assert_eq!(h.headers["host"], "es");
     }
 
     #[test]

@@ -84,8 +84,10 @@ impl EsProxy {
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Reject> {
         let snap = ctx.snap.clone();
         if let Some(h1) = session.as_downstream().as_http1() {
+            let raw = h1.get_headers_raw_bytes();
             framing::check_head(
-                &h1.get_headers_raw_bytes(),
+                &raw,
+                &h1.req_header().headers,
                 snap.policy.limits.max_header_bytes,
             )?;
         }

@@ -429,14 +429,14 @@ impl Pool {
         host: &http::HeaderValue,
         req: &mut RequestHeader,
     ) -> pingora::Result<()> {
-        req.remove_header(&http::header::AUTHORIZATION);
         req.remove_header(&http::header::PROXY_AUTHORIZATION);
-        // A signed cluster gets no Authorization of ours: the signature replaces it.
-        if let Some(a) = authorization.filter(|_| self.signer.is_none()) {
-            req.insert_header(http::header::AUTHORIZATION, a.clone())?;
+        // A signed cluster gets no Authorization of ours: the signature replaces it. Inserting
+        // replaces every value the head had under that name.
+        match authorization.filter(|_| self.signer.is_none()) {
+            Some(a) => req.insert_header(http::header::AUTHORIZATION, a.clone())?,
+            None => drop(req.remove_header(&http::header::AUTHORIZATION)),
         }
-        req.insert_header(http::header::HOST, host.clone())?;
-        Ok(())
+        req.insert_header(http::header::HOST, host.clone())
     }
 
     /// Number of members now.

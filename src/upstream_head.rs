@@ -99,7 +99,7 @@ pub fn rewrite(
             None => more.push(name.clone()),
         }
     }
-    let mut opaque = up.headers.get_all("x-opaque-id").iter();
+    let mut opaque = up.headers.get_all(&X_OPAQUE_ID).iter();
     // Absent: nothing to remove (a removal still costs a header-map probe).
     let forwarded = match (opaque.next(), opaque.next()) {
         (None, _) => true,
@@ -110,7 +110,7 @@ pub fn rewrite(
         up.remove_header(name);
     }
     if !forwarded {
-        up.remove_header("x-opaque-id");
+        up.remove_header(&X_OPAQUE_ID);
     }
     if change == BodyChange::Inflated {
         up.remove_header(&http::header::CONTENT_ENCODING);
@@ -142,6 +142,9 @@ pub fn drop_name_case(h: &mut RequestHeader) {
     let parts = http::request::Parts::from(std::mem::replace(h, empty));
     *h = RequestHeader::from(parts);
 }
+
+/// `X-Opaque-Id`, looked up on every request: a `&str` name would be parsed each time.
+static X_OPAQUE_ID: http::HeaderName = http::HeaderName::from_static("x-opaque-id");
 
 /// `ip` as a header value, as `Display` writes it. Hand-written for IPv4 (every request of a
 /// sensor writes one): `Display` goes through the formatting machinery, about 1,300

@@ -18,13 +18,13 @@ use pingora::apps::http_app::{HttpServer, ServeHttp};
 use pingora::protocols::http::ServerSession;
 use pingora::services::listening::Service;
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The label used for every sensor name that is not configured (and for unauthenticated
 /// requests), so an attacker cannot create label values.
@@ -419,6 +419,18 @@ pub struct SensorSeries {
     requests: Mutex<Vec<(RequestKey, IntCounter)>>,
 }
 
+/// One configured upstream URL's `esproxy_upstream_latency_seconds` series, looked up on its
+/// first answer and kept with the URL's pool entry, so an answer does not hash its label again
+/// (issue #16). One per configured URL, like the label.
+#[derive(Default)]
+pub struct PeerSeries(OnceLock<Histogram>);
+
+impl std::fmt::Debug for PeerSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerSeries")
+    }
+}
+
 /// The labels of `esproxy_requests_total` besides the sensor: method, route, status (0: "none").
 type RequestKey = (&'static str, &'static str, u16);
 
@@ -620,19 +632,16 @@ impl RequestObs {
         self.upstream_start = Some(Instant::now());
     }
 
-    /// The peer's response header arrived: records the latency once per attempt.
-    pub fn upstream_responded(&mut self, peer: &str) {
+    /// The response header of `peer` (the URL label; `series`, its kept series) arrived:
+    /// records the latency once per attempt.
+    pub fn upstream_responded(&mut self, peer: &str, series: &PeerSeries) {
         if let Some(t) = self.upstream_start.take() {
-            observe_latency(peer, t.elapsed());
+            series
+                .0
+                .get_or_init(|| METRICS.upstream_latency.with_label_values(&[peer]))
+                .observe(t.elapsed().as_secs_f64());
         }
     }
-}
-
-fn observe_latency(peer: &str, d: Duration) {
-    METRICS
-        .upstream_latency
-        .with_label_values(&[peer])
-        .observe(d.as_secs_f64());
 }
 
 /// One gauge per current member: drained members disappear (the label set stays that of the
@@ -835,6 +844,30 @@ mod tests {
         let entries = series.requests.lock().unwrap();
         let ours = entries.iter().filter(|(k, _)| k.1 == "kept-series-test");
         assert_eq!(ours.count(), 2);
+    }
+
+    #[test]
+    fn a_peer_answer_counts_in_its_kept_series_once_per_attempt() {
+        let series = PeerSeries::default();
+        let peer = "http://kept-series-test:9200";
+        for _ in 0..3 {
+            let mut obs = RequestObs::start();
+            obs.upstream_started();
+            obs.upstream_responded(peer, &series);
+            // A second answer for the same attempt is not counted again.
+            obs.upstream_responded(peer, &series);
+        }
+        // Answers before any attempt started are not counted either.
+        RequestObs::start().upstream_responded(peer, &series);
+        let t = text();
+        let count = t
+            .lines()
+            .find(|l| {
+                l.starts_with("esproxy_upstream_response_seconds_count{")
+                    && l.contains(&format!(r#"peer="{peer}""#))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok());
+        assert_eq!(count, Some(3), "{t}");
     }
 
     #[test]

@@ -83,14 +83,14 @@ impl EsProxy {
     /// buffered body). `Ok` means forward.
     async fn admit(&self, session: &mut Session, ctx: &mut Ctx) -> Result<(), Reject> {
         let snap = ctx.snap.clone();
-        if let Some(h1) = session.as_downstream().as_http1() {
-            let raw = h1.get_headers_raw_bytes();
-            framing::check_head(
-                &raw,
+        let facts = match session.as_downstream().as_http1() {
+            Some(h1) => Some(framing::check_head(
+                &h1.get_headers_raw_bytes(),
                 &h1.req_header().headers,
                 snap.policy.limits.max_header_bytes,
-            )?;
-        }
+            )?),
+            None => None,
+        };
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -107,7 +107,10 @@ impl EsProxy {
         ctx.sensor = Some(sensor.clone());
 
         let route = allowlist::classify_raw(&snap.policy, &sensor, &req.method, req.raw_path())?;
-        let head = BodyHead::read(&req.headers)?;
+        let head = match facts {
+            Some(f) => f.body_head()?,
+            None => BodyHead::read(&req.headers)?,
+        };
         ctx.has_body = head.has_body;
         match body_plan::plan(&snap.policy, &sensor, &route, &head)? {
             Plan::Stream => {}
@@ -343,7 +346,7 @@ impl ProxyHttp for EsProxy {
         ctx: &mut Ctx,
     ) -> Result<()> {
         if let Some(m) = &ctx.peer {
-            ctx.obs.upstream_responded(m.name());
+            ctx.obs.upstream_responded(m.name(), m.latency_series());
         }
         Ok(())
     }

@@ -111,6 +111,8 @@ struct Target {
     resolve_failures: AtomicU64,
     /// Whether the last lookup failed (to log a change once, not every interval).
     failing: AtomicBool,
+    /// Its latency series, kept once first used.
+    latency: crate::metrics::PeerSeries,
 }
 
 /// One address of one name: what a request is sent to. Cloned as an `Arc` into the request
@@ -156,6 +158,11 @@ impl Member {
     /// The configured URL (`scheme://host:port`, no credentials): a bounded metric label.
     pub fn name(&self) -> &str {
         &self.target.name
+    }
+
+    /// The latency series of [`Member::name`] (metrics).
+    pub fn latency_series(&self) -> &crate::metrics::PeerSeries {
+        &self.target.latency
     }
 
     /// The URL and, for a host name, the address (logs, health gauge).
@@ -322,6 +329,7 @@ impl Pool {
                 client_cert: client_cert.clone(),
                 resolve_failures: AtomicU64::new(0),
                 failing: AtomicBool::new(false),
+                latency: Default::default(),
             }));
         }
         Ok(Pool {
@@ -387,6 +395,7 @@ impl Pool {
                 client_cert: old.client_cert.clone(),
                 resolve_failures: AtomicU64::new(old.resolve_failures.load(Ordering::Relaxed)),
                 failing: AtomicBool::new(old.failing.load(Ordering::Relaxed)),
+                latency: Default::default(),
             }));
         }
         let rebuilt = self

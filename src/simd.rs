@@ -59,6 +59,48 @@ pub fn string_stop_scalar(s: &[u8], mut i: usize) -> usize {
     i.min(s.len())
 }
 
+/// The ASCII digits (`0`–`9`) among the 16 bytes at `i` (bit `k` stands for byte `i + k`;
+/// bits 16 and up are clear), or `None` when fewer than 16 bytes remain. The scanner reads a
+/// whole number of up to 15 digits, its sign and the byte after it with one such window.
+#[inline(always)]
+pub fn digits16(s: &[u8], i: usize) -> Option<u32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
+            _mm_set1_epi8, _mm_sub_epi8,
+        };
+        if i.checked_add(16)? > s.len() {
+            return None;
+        }
+        // SAFETY: `i + 16 <= s.len()` (checked just above without overflow), so the 16 bytes
+        // read from `s.as_ptr() + i` lie inside `s`; `_mm_loadu_si128` has no alignment
+        // requirement. The other intrinsics only compute on registers, and SSE2 is always
+        // present on x86_64 (baseline feature), so none of them can fault.
+        let mask = unsafe {
+            let x = _mm_loadu_si128(s.as_ptr().add(i).cast::<__m128i>());
+            // As in `int_masks`: `x - '0'` as an unsigned byte is at most 9 exactly for digits.
+            let y = _mm_sub_epi8(x, _mm_set1_epi8(b'0' as i8));
+            let nine = _mm_set1_epi8(9);
+            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(y, nine), nine)) as u32 & 0xffff
+        };
+        #[allow(clippy::needless_return)]
+        return Some(mask);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    return digits16_scalar(s, i);
+}
+
+/// [`digits16`] one byte at a time: the reference the SIMD path is tested against.
+pub fn digits16_scalar(s: &[u8], i: usize) -> Option<u32> {
+    let w = s.get(i..i.checked_add(16)?)?;
+    Some(
+        w.iter()
+            .enumerate()
+            .fold(0, |m, (k, b)| m | u32::from(b.is_ascii_digit()) << k),
+    )
+}
+
 /// Byte classes of a 32-byte window for the scanner's run of integers in an array (bit `k`
 /// stands for byte `i + k`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +219,29 @@ mod tests {
     }
 
     #[test]
+    fn digits16_classifies_every_byte_value_at_every_lane_like_the_scalar_loop() {
+        for b in 0..=255u8 {
+            for at in 0..24 {
+                let mut s = vec![b'7'; 24];
+                s[at] = b;
+                for from in 0..=8 {
+                    let got = digits16(&s, from);
+                    assert_eq!(got, digits16_scalar(&s, from), "byte {b:#x} at {at}");
+                    let m = got.expect("16 bytes from 0..=8");
+                    assert_eq!(m >> 16, 0);
+                    if (from..from + 16).contains(&at) {
+                        assert_eq!(m & 1 << (at - from) != 0, b.is_ascii_digit(), "{b:#x}");
+                    }
+                }
+            }
+        }
+        assert_eq!(digits16(&[b'1'; 15], 0), None);
+        assert_eq!(digits16(&[b'1'; 24], 9), None);
+        assert_eq!(digits16(&[b'1'; 24], usize::MAX), None);
+        assert_eq!(digits16_scalar(&[b'1'; 24], usize::MAX), None);
+    }
+
+    #[test]
     fn start_at_or_past_the_end_is_the_end() {
         assert_eq!(string_stop(b"", 0), 0);
         assert_eq!(string_stop(b"abc", 3), 3);
@@ -194,6 +259,11 @@ mod tests {
         #[test]
         fn int_masks_agree_with_the_scalar_loop(s in prop::collection::vec(any::<u8>(), 0..100), from in 0usize..110) {
             prop_assert_eq!(int_masks(&s, from), int_masks_scalar(&s, from));
+        }
+
+        #[test]
+        fn digits16_agrees_with_the_scalar_loop(s in prop::collection::vec(any::<u8>(), 0..60), from in 0usize..70) {
+            prop_assert_eq!(digits16(&s, from), digits16_scalar(&s, from));
         }
 
         #[test]

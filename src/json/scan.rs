@@ -611,6 +611,28 @@ pub fn decode_into(raw: &[u8], out: &mut Vec<u8>) {
 /// ([eE] [+-]? [0-9]+)?`. Returns the index after it.
 #[inline(always)]
 fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
+    // Nearly every number is a short integer, read whole from one 16-byte window: its sign,
+    // its digits and the byte after them, with no loop (a loop's exit mispredicts on capture's
+    // mix of 1- to 13-digit numbers). Anything else takes the general path below: no digit,
+    // a run that reaches the window's end, a fraction or an exponent, the line's last bytes.
+    if let Some(digit) = crate::simd::digits16(s, start) {
+        let neg = usize::from(s[start] == b'-');
+        let int_start = start + neg;
+        // Bits 16 and up of `!digit` are set, so `run <= 16 - neg`.
+        let run = (!digit >> neg).trailing_zeros() as usize;
+        // A leading `0` is the whole integer part (what follows is refused by the caller).
+        let len = if s[int_start] == b'0' { 1 } else { run };
+        let end = int_start + len;
+        if (run != 0) & (run + neg < 16) & !matches!(s.get(end), Some(b'.' | b'e' | b'E')) {
+            return Ok(end);
+        }
+    }
+    number_general(s, start)
+}
+
+/// [`number`] one part at a time: any number, anywhere in the line.
+#[inline(always)]
+fn number_general(s: &[u8], start: usize) -> Result<usize, ScanError> {
     let digits = |i: usize| digits_end(s, i);
     let mut i = start;
     if s[i] == b'-' {
@@ -630,8 +652,8 @@ fn number(s: &[u8], start: usize) -> Result<usize, ScanError> {
     number_rest(s, start, int_start, i)
 }
 
-/// [`number`] after its integer part `s[int_start..i]` when a fraction or an exponent follows,
-/// or the integer part is huge; out of line so the integer case stays small.
+/// [`number_general`] after its integer part `s[int_start..i]` when a fraction or an exponent
+/// follows, or the integer part is huge; out of line so the integer case stays small.
 #[inline(never)]
 fn number_rest(s: &[u8], start: usize, int_start: usize, mut i: usize) -> Result<usize, ScanError> {
     let digits = |i: usize| digits_end(s, i);

@@ -367,6 +367,70 @@ fn digit_runs_end_at_the_first_non_digit_byte() {
 }
 
 #[test]
+fn numbers_read_from_one_window_end_and_fail_where_the_general_path_does() {
+    // Each token, followed by each tail, at offsets that put its end at every lane of the
+    // 16-byte window and past it (the line's last bytes take the general path).
+    let tokens = [
+        "0",
+        "-0",
+        "7",
+        "-7",
+        "01",
+        "-01",
+        "00",
+        "10",
+        "123456789012345",
+        "1234567890123456",
+        "-123456789012345",
+        "-12345678901234",
+        "99999999999999999999",
+        "0.5",
+        "-0.5",
+        "1.",
+        "1.e3",
+        "1e5",
+        "1E+5",
+        "-1e-5",
+        "0e0",
+        "12345678901234.5",
+        "-",
+        "--1",
+        "-a",
+        "-.5",
+        "+1",
+        "a",
+        "-0x1",
+    ];
+    let tails = [
+        "",
+        ",",
+        "}",
+        "]",
+        " ",
+        ".",
+        "e",
+        "E",
+        "x",
+        "0",
+        "\"",
+        ",1,2,3,4,5,6,7,8,9",
+    ];
+    for t in tokens {
+        for tail in tails {
+            for pad in 0..20 {
+                let line = format!("{t}{tail}{}", " ".repeat(pad));
+                let s = line.as_bytes();
+                assert_eq!(number(s, 0), number_general(s, 0), "{line:?}");
+                let line = format!("[{line}");
+                let s = line.as_bytes();
+                assert_eq!(number(s, 1), number_general(s, 1), "{line:?}");
+                agree(line.as_bytes());
+            }
+        }
+    }
+}
+
+#[test]
 fn integer_lists_agree_with_the_reference_wherever_a_bad_element_sits() {
     // Lists long enough to cross several 32-byte windows; each bad element is tried at every
     // index, so it lands at every lane of a window and on window edges.

@@ -1,4 +1,4 @@
-//! `validate_bulk [--kind capture|dense] [--passes N] [--gzip] [--stored]`: feeds one generated
+//! `validate_bulk [--kind capture|dense] [--passes N] [--gzip [--whole|--stored]]`: feeds one generated
 //! 1 MiB capture-like bulk through the strict validator `N` times, in 64 KiB chunks as the
 //! proxy does, and prints the bytes validated. A fixed, short workload for profilers: run it
 //! under `valgrind --tool=callgrind` (instruction counts do not move with the load of a shared
@@ -6,7 +6,9 @@
 
 use bytes::Bytes;
 use clap::Parser;
+use esproxy::body_plan;
 use esproxy::bulk::{BodyEncoding, BulkValidator};
+use esproxy::framing::Encoding;
 use esproxy::policy::Policy;
 use std::process::ExitCode;
 
@@ -30,6 +32,10 @@ struct Cli {
     /// Content-Length; strict mode streams gzip bulks inflated).
     #[arg(long)]
     stored: bool,
+    /// With --gzip: as the proxy plans a strict gzip bulk with a Content-Length (held whole,
+    /// inflated at once by libdeflate), the benches' `gzip_strict`.
+    #[arg(long)]
+    whole: bool,
 }
 
 const NODE: &str = "toronto01";
@@ -58,7 +64,12 @@ fn main() -> ExitCode {
     };
     let mut total = 0usize;
     for _ in 0..cli.passes {
-        let mut v = BulkValidator::new(&policy, NODE, enc);
+        let mut v = if cli.whole {
+            let length = Some(body.len() as u64);
+            body_plan::bulk(&policy, NODE, Encoding::Gzip, length).0
+        } else {
+            BulkValidator::new(&policy, NODE, enc)
+        };
         if cli.stored {
             v = v.forward_original();
         }

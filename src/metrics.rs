@@ -419,7 +419,7 @@ pub struct SensorSeries {
     requests: Mutex<Vec<(RequestKey, IntCounter)>>,
 }
 
-/// One configured upstream URL's `esproxy_upstream_latency_seconds` series, looked up on its
+/// One configured upstream URL's `esproxy_upstream_response_seconds` series, looked up on its
 /// first answer and kept with the URL's pool entry, so an answer does not hash its label again
 /// (issue #16). One per configured URL, like the label.
 #[derive(Default)]

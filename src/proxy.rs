@@ -11,9 +11,10 @@
 //! on_connection_reuse      the connection gate's ticket (connection); the head is parsed
 //! request_filter           framing::check_head → client_ip → auth (with the connection's
 //!                          memo) → allowlist::classify →
-//!                          framing::BodyHead → body_plan (small bodies: body_read::small,
-//!                          SmallBody::check); a refusal is logged once and answered here;
-//!                          admitted: Ticket::admitted (slot back, body idle timeout). SigV4:
+//!                          framing::HeadFacts::body_head → body_plan (small bodies:
+//!                          body_read::small, SmallBody::check); a refusal is logged once and
+//!                          answered here; admitted: Ticket::admitted (slot back, body idle
+//!                          timeout), upstream_head::drop_name_case. SigV4:
 //!                          forward_signed (body_read::whole_to_sign, Replayer::send_signed)
 //!                          answers here
 //! upstream_peer            upstream::Pool::select (skipping peers that failed to connect;

@@ -66,29 +66,38 @@ pub fn string_stop_scalar(s: &[u8], mut i: usize) -> usize {
 pub fn digits16(s: &[u8], i: usize) -> Option<u32> {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
-            _mm_set1_epi8, _mm_sub_epi8,
-        };
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128};
         if i.checked_add(16)? > s.len() {
             return None;
         }
         // SAFETY: `i + 16 <= s.len()` (checked just above without overflow), so the 16 bytes
         // read from `s.as_ptr() + i` lie inside `s`; `_mm_loadu_si128` has no alignment
-        // requirement. The other intrinsics only compute on registers, and SSE2 is always
-        // present on x86_64 (baseline feature), so none of them can fault.
-        let mask = unsafe {
-            let x = _mm_loadu_si128(s.as_ptr().add(i).cast::<__m128i>());
-            // As in `int_masks`: `x - '0'` as an unsigned byte is at most 9 exactly for digits.
-            let y = _mm_sub_epi8(x, _mm_set1_epi8(b'0' as i8));
-            let nine = _mm_set1_epi8(9);
-            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(y, nine), nine)) as u32 & 0xffff
-        };
+        // requirement, and SSE2 is always present on x86_64 (baseline feature).
+        let x = unsafe { _mm_loadu_si128(s.as_ptr().add(i).cast::<__m128i>()) };
         #[allow(clippy::needless_return)]
-        return Some(mask);
+        return Some(digit_mask(x));
     }
     #[cfg(not(target_arch = "x86_64"))]
     return digits16_scalar(s, i);
+}
+
+/// The ASCII digits among the 16 bytes of `x` (bit `k` for byte `k`): the one digit test of
+/// [`digits16`] and [`int_masks`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn digit_mask(x: std::arch::x86_64::__m128i) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_set1_epi8, _mm_sub_epi8,
+    };
+    // SAFETY: these intrinsics read no memory, only registers, and SSE2 is always present on
+    // x86_64 (baseline feature), so none of them can fault.
+    unsafe {
+        // `x - '0'` as an unsigned byte is at most 9 exactly for digits: `max(y, 9) == 9` is
+        // SSE2's unsigned `y <= 9`.
+        let y = _mm_sub_epi8(x, _mm_set1_epi8(b'0' as i8));
+        let nine = _mm_set1_epi8(9);
+        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(y, nine), nine)) as u32 & 0xffff
+    }
 }
 
 /// [`digits16`] one byte at a time: the reference the SIMD path is tested against.
@@ -119,8 +128,7 @@ pub fn int_masks(s: &[u8], i: usize) -> Option<IntMasks> {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8,
-            _mm_set1_epi8, _mm_sub_epi8,
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
         };
         if i.checked_add(32)? > s.len() {
             return None;
@@ -131,15 +139,10 @@ pub fn int_masks(s: &[u8], i: usize) -> Option<IntMasks> {
         // always present on x86_64 (baseline feature), so none of them can fault.
         let half = |at: usize| unsafe {
             let x = _mm_loadu_si128(s.as_ptr().add(at).cast::<__m128i>());
-            // `x - '0'` as an unsigned byte is at most 9 exactly for digits:
-            // `max(y, 9) == 9` is SSE2's unsigned `y <= 9`.
-            let y = _mm_sub_epi8(x, _mm_set1_epi8(b'0' as i8));
-            let nine = _mm_set1_epi8(9);
-            let digit = _mm_cmpeq_epi8(_mm_max_epu8(y, nine), nine);
             let comma = _mm_cmpeq_epi8(x, _mm_set1_epi8(b',' as i8));
             let zero = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'0' as i8));
             [
-                _mm_movemask_epi8(digit) as u32 & 0xffff,
+                digit_mask(x),
                 _mm_movemask_epi8(comma) as u32 & 0xffff,
                 _mm_movemask_epi8(zero) as u32 & 0xffff,
             ]

@@ -209,6 +209,9 @@ impl Scanner {
         // then the value after a top-level key equal to `target`.
         let mut capture = true;
         let mut i = skip_ws(s, 0);
+        // Whether the innermost open container is an object (kept here, not read back from
+        // `frames`, on the path after every value).
+        let mut obj = false;
 
         'value: loop {
             // A value starts at `i` (whitespace already skipped).
@@ -231,11 +234,13 @@ impl Scanner {
                         key_base: self.keys.len(),
                         bloom: [0; 4],
                     });
+                    obj = is_object;
                     i = skip_ws(s, i + 1);
                     let close = if is_object { b'}' } else { b']' };
                     if s.get(i) == Some(&close) {
                         i += 1;
                         self.frames.pop();
+                        obj = self.frames.last().is_some_and(|f| f.is_object);
                     } else if is_object {
                         i = self.key(s, i, target, &mut sum, &mut capture)?;
                         continue 'value;
@@ -297,37 +302,37 @@ impl Scanner {
             // After a complete value: close containers or move to the next member.
             loop {
                 i = skip_ws(s, i);
-                let Some(&frame) = self.frames.last() else {
+                if self.frames.is_empty() {
                     if i == n {
                         return Ok(sum);
                     }
                     return Err(ScanError::Syntax("trailing characters", i));
-                };
-                match (s.get(i), frame.is_object) {
-                    (Some(b','), true) => {
+                }
+                // A comma (most often), else the one closing bracket this container takes.
+                let c = s.get(i).copied();
+                if c == Some(b',') {
+                    if obj {
                         i = self.key(s, i + 1, target, &mut sum, &mut capture)?;
                         continue 'value;
                     }
-                    (Some(b','), false) => {
-                        i = skip_ws(s, i + 1);
-                        // A list of integers goes many elements at a time (whitespace after
-                        // a comma it took is skipped at 'value).
-                        if s.get(i).is_some_and(u8::is_ascii_digit) {
-                            i = int_run(s, i);
-                        }
-                        continue 'value;
+                    i = skip_ws(s, i + 1);
+                    // A list of integers goes many elements at a time (whitespace after
+                    // a comma it took is skipped at 'value).
+                    if s.get(i).is_some_and(u8::is_ascii_digit) {
+                        i = int_run(s, i);
                     }
-                    (Some(b'}'), true) => {
-                        i += 1;
-                        self.close_object(s, frame, i)?;
-                        self.frames.pop();
-                    }
-                    (Some(b']'), false) => {
-                        i += 1;
-                        self.frames.pop();
-                    }
-                    _ => return Err(ScanError::Syntax("expected , or a closing bracket", i)),
+                    continue 'value;
                 }
+                if c != Some(if obj { b'}' } else { b']' }) {
+                    return Err(ScanError::Syntax("expected , or a closing bracket", i));
+                }
+                i += 1;
+                if let Some(frame) = self.frames.pop() {
+                    if obj {
+                        self.close_object(s, frame, i)?;
+                    }
+                }
+                obj = self.frames.last().is_some_and(|f| f.is_object);
             }
         }
     }

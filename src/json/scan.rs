@@ -240,7 +240,7 @@ impl Scanner {
                     if s.get(i) == Some(&close) {
                         i += 1;
                         self.frames.pop();
-                        obj = self.frames.last().is_some_and(|f| f.is_object);
+                        obj = self.in_object();
                     } else if is_object {
                         i = self.key(s, i, target, &mut sum, &mut capture)?;
                         continue 'value;
@@ -332,9 +332,15 @@ impl Scanner {
                         self.close_object(s, frame, i)?;
                     }
                 }
-                obj = self.frames.last().is_some_and(|f| f.is_object);
+                obj = self.in_object();
             }
         }
+    }
+
+    /// Whether the innermost open container is an object (false at the top level).
+    #[inline(always)]
+    fn in_object(&self) -> bool {
+        self.frames.last().is_some_and(|f| f.is_object)
     }
 
     /// Parses an object key at `i` (a string, after optional whitespace), records it for the
